@@ -1,0 +1,153 @@
+"""`matomo-nomad` / `python -m matomo_nomad`: render, validate, schema.
+
+Exit codes: 0 success; 2 the deployment file is unreadable or invalid (one line per
+problem); 4 the output could not be written; 64 the command line itself is wrong;
+70 an internal error (a bug: set MATOMO_NOMAD_DEBUG=1 for the traceback).
+Nothing is written unless everything rendered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, Sequence
+
+from ._errors import MatomoNomadError
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._model import Deployment
+
+EXIT_USAGE = 64
+EXIT_INTERNAL = 70
+FORMATS = ("hcl", "json", "ini")
+ROLE_NAMES = ("admin", "ingestion", "queue-processor", "archiver")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="matomo-nomad",
+        description="Render a Matomo deployment (admin, ingestion, queue processor, archiver) as Nomad jobs.",
+    )
+    parser.add_argument("--version", action="version", version=f"matomo-nomad {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    render = commands.add_parser(
+        "render",
+        help="print or write the jobs (HCL, API JSON) and each role's config.ini.php template",
+        description="Without FILE, renders the built-in example (the seed architecture).",
+    )
+    render.add_argument("file", nargs="?", type=Path, help="deployment file (.toml, .yaml, .json)")
+    render.add_argument("--role", choices=ROLE_NAMES, help="only this role")
+    render.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="hcl (default on stdout), json (API JSON, as `nomad job run -output`), "
+        "ini (config.ini.php template); with --out, only this format is written",
+    )
+    render.add_argument("--out", type=Path, help="write <job>.nomad.hcl, <job>.json, <job>.config.ini.php.tpl here")
+
+    validate = commands.add_parser("validate", help="check a deployment file and report every problem")
+    validate.add_argument("file", nargs="?", type=Path, help="deployment file; default: the built-in example")
+
+    commands.add_parser("schema", help="print the deployment file's JSON Schema (for editors)")
+    return parser
+
+
+def _load(path: Path | None) -> "Deployment":
+    from ._loading import example_path, load_deployment
+
+    return load_deployment(path if path is not None else example_path())
+
+
+def _render(args: argparse.Namespace) -> int:
+    from ._output import write_files
+    from ._render import render
+
+    rendering = render(_load(args.file))
+    selected = [r for r in rendering if args.role is None or r.role.slug == args.role]
+    if args.out is not None:
+        files: dict[str, str] = {}
+        for rendered in selected:
+            for name, text in rendered.files().items():
+                if args.format is None or name.endswith(_SUFFIX[args.format]):
+                    files[name] = text
+        for path in write_files(files, args.out):
+            print(path)
+        return 0
+
+    fmt = args.format or "hcl"
+    if fmt == "json" and args.role is None:
+        # Several jobs: one JSON object keyed by job id, each value what -output prints.
+        import json
+
+        from ._apijson import dumps
+
+        combined = {r.job_id: json.loads(dumps(r.job)) for r in selected}
+        sys.stdout.write(json.dumps(combined, indent=4, ensure_ascii=False) + "\n")
+        return 0
+    for index, rendered in enumerate(selected):
+        text = {"hcl": rendered.hcl, "json": rendered.api_json, "ini": rendered.config_template}[fmt]
+        if len(selected) > 1:
+            name = next(n for n in rendered.files() if n.endswith(_SUFFIX[fmt]))
+            sys.stdout.write(("\n" if index else "") + f"# ---- {name} ----\n")
+        sys.stdout.write(text)
+    return 0
+
+
+_SUFFIX = {"hcl": ".nomad.hcl", "json": ".json", "ini": ".config.ini.php.tpl"}
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from ._render import render
+
+    deployment = _load(args.file)
+    # Rendering is part of validation: a value no layer can carry is refused there.
+    jobs = [r.job_id for r in render(deployment)]
+    print(f"{args.file or 'built-in example'}: valid ({', '.join(jobs)})")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import json
+
+    from ._model import Deployment
+
+    schema = Deployment.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    sys.stdout.write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = {"render": _render, "validate": _validate, "schema": _schema}[args.command]
+    try:
+        return command(args)
+    except MatomoNomadError as error:
+        sys.stderr.write(f"{error}\n")
+        return error.exit_code
+    except BrokenPipeError:
+        # `matomo-nomad render | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as error:  # noqa: BLE001 - the last line of defence, no traceback
+        if os.environ.get("MATOMO_NOMAD_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"matomo-nomad: internal error: {type(error).__name__}: {error} "
+            "(please report it; MATOMO_NOMAD_DEBUG=1 shows the traceback)\n"
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,674 @@
+"""The deployment file, as typed Pydantic models.
+
+This module only says what a valid deployment looks like; what each role does with it
+is decided in `_roles`. Every default lives here, in a `Field(description=...)`, so the
+JSON Schema (`matomo-nomad schema`) documents it for editors.
+
+Free-text fields (`Text`) accept any Unicode except NUL: the renderer escapes them for
+every layer they cross. Names that Nomad, Matomo or DNS restrict get a pattern instead,
+and a value outside it is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+# --- value types ---------------------------------------------------------------------
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character, which config.ini.php cannot carry (remove it)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode: it has a lone surrogate (fix the text encoding)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+"""Free text: carried to Nomad, consul-template and Matomo exactly as given."""
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
+
+
+def _host(value: str) -> str:
+    if _HOSTNAME_RE.match(value):
+        return value
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(
+            "is not a host name or IP address (use letters, digits, '-' and '.'; "
+            "internationalised names in their xn-- form)"
+        ) from None
+    return value
+
+
+Host = Annotated[str, AfterValidator(_host)]
+
+
+def _public_host(value: str) -> str:
+    name, sep, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    if sep and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError("has a port that is not a number from 1 to 65535")
+    if not _HOSTNAME_RE.match(name or value) or value.endswith("."):
+        raise ValueError(
+            "is not a public host name such as analytics.example.com, optionally with :port "
+            "(use the xn-- form for internationalised names)"
+        )
+    return value
+
+
+PublicHost = Annotated[str, AfterValidator(_public_host)]
+"""A host name users reach Matomo at: goes to trusted_hosts[] and the archiver's --url."""
+
+def _matching(pattern: str, what: str) -> object:
+    """A string type checked against `pattern`, refused with `what` as the reason."""
+    regex = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise ValueError(what)
+        return value
+
+    return Annotated[str, AfterValidator(check), WithJsonSchema({"type": "string", "pattern": pattern})]
+
+
+DnsLabel = _matching(
+    r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$",
+    "must be 1-40 lowercase letters, digits or '-', not starting or ending with '-' "
+    "(it becomes part of job ids and service names)",
+)
+Port = Annotated[int, Field(ge=1, le=65535)]
+NomadName = _matching(
+    r"^[A-Za-z0-9*][A-Za-z0-9_.*-]{0,127}$",
+    "must be a Nomad name: letters, digits, '_', '.', '-' (and '*' in datacenters)",
+)
+EnvName = _matching(
+    r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+    "must be an environment variable name: letters, digits and '_', not starting with a digit",
+)
+IniSection = _matching(
+    r"^[A-Za-z][A-Za-z0-9_]{0,63}$", "must be a config.ini.php section name: letters, digits and '_'"
+)
+IniKey = _matching(
+    r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+    "must be a config.ini.php key: letters, digits and '_' (write lists as TOML arrays, without [])",
+)
+Version = _matching(
+    r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.]+)?$", "must be a version such as 5.10.0"
+)
+
+_DURATION_RE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def nanoseconds(duration: str) -> int:
+    """A Go duration string ("1m30s") as integer nanoseconds, as Nomad's API JSON wants."""
+    return round(sum(float(n) * _UNIT_NS[u] for n, u in _DURATION_PART.findall(duration)))
+
+
+def _duration(value: str) -> str:
+    if not _DURATION_RE.match(value):
+        raise ValueError("is not a duration (write it like 30s, 5m or 1h30m)")
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+
+_IMAGE_RE = re.compile(
+    r"^(?P<name>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+
+
+def _image(value: str) -> str:
+    match = _IMAGE_RE.match(value)
+    if not match:
+        raise ValueError(
+            "is not a Docker image reference (write it like registry.example.com/matomo:5.10.0-1)"
+        )
+    tag, digest = match.group("tag"), match.group("digest")
+    if not tag and not digest:
+        raise ValueError("has no tag or digest (pin one, e.g. :5.10.0-1 or @sha256:..., so every node runs the same build)")
+    if tag == "latest" and not digest:
+        raise ValueError("uses the tag 'latest' (pin a version tag or a digest so every node runs the same build)")
+    return value
+
+
+ImageRef = Annotated[str, AfterValidator(_image)]
+
+
+
+def _setting_value(value: object) -> object:
+    # One check with one message: a plain Union would report a failure per member.
+    def scalar(item: object) -> bool:
+        return isinstance(item, (bool, int, float)) or (isinstance(item, str) and _text(item) is item)
+
+    if scalar(value) or (isinstance(value, list) and all(scalar(item) for item in value)):
+        if isinstance(value, float) and value != value:  # NaN has no INI spelling Matomo reads back
+            raise ValueError("must be a finite number")
+        return value
+    raise ValueError("must be a string, number, boolean, or a list of those")
+
+
+_SCALAR_SCHEMA = {"type": ["string", "number", "boolean"]}
+SettingValue = Annotated[
+    object,
+    PlainValidator(_setting_value),
+    WithJsonSchema({"anyOf": [_SCALAR_SCHEMA, {"type": "array", "items": _SCALAR_SCHEMA}]}),
+]
+Settings = dict[IniSection, dict[IniKey, SettingValue]]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+# --- the deployment's parts ----------------------------------------------------------
+
+
+class MatomoSpec(_Model):
+    version: Version = Field(
+        "5.10.0",
+        description="Matomo version baked into the image (official image tag without variant).",
+    )
+    image: ImageRef = Field(
+        description="The image every role runs: the official matomo image plus the baked-in plugins "
+        "and GeoIP database. Pin a tag or digest; 'latest' is refused.",
+    )
+
+
+class Proxy(_Model):
+    client_headers: list[_matching(r"^HTTP_[A-Z0-9_]+$", "must be a $_SERVER key such as HTTP_X_FORWARDED_FOR")] = Field(
+        default_factory=lambda: ["HTTP_X_FORWARDED_FOR"],
+        description="[General] proxy_client_headers[]: the $_SERVER keys Matomo reads the client IP from.",
+    )
+    ips: list[Annotated[str, AfterValidator(lambda v: str(ipaddress.ip_network(v, strict=False)) and v)]] = Field(
+        default_factory=list,
+        description="[General] proxy_ips[]: addresses or CIDR ranges of your own proxies, skipped "
+        "when reading the client IP from a forwarded list.",
+    )
+    force_ssl: bool = Field(True, description="[General] force_ssl: redirect plain http to https.")
+
+
+class DatabaseTLS(_Model):
+    enabled: bool = Field(False, description="[database] enable_ssl.")
+    ca: Text | None = Field(None, description="[database] ssl_ca: CA file path inside the container.")
+    cert: Text | None = Field(None, description="[database] ssl_cert: client certificate path.")
+    key: Text | None = Field(None, description="[database] ssl_key: client key path.")
+    verify: bool = Field(True, description="Verify the server certificate ([database] ssl_no_verify = !verify).")
+
+
+class DatabaseReader(_Model):
+    host: Host = Field(description="[database_reader] host: a read replica for archiving and Live queries.")
+    port: Port = Field(3306, description="[database_reader] port.")
+    user: Text | None = Field(
+        None,
+        description="[database_reader] username; unset means the primary's user and password.",
+    )
+
+
+class Database(_Model):
+    host: Host = Field(description="[database] host.")
+    port: Port = Field(3306, description="[database] port.")
+    name: Text = Field("matomo", min_length=1, description="[database] dbname.")
+    user: Text = Field("matomo", min_length=1, description="[database] username (Matomo counts as installed only when set).")
+    table_prefix: Text = Field("matomo_", description="[database] tables_prefix.")
+    adapter: Literal["PDO\\MYSQL", "MYSQLI"] = Field("PDO\\MYSQL", description="[database] adapter.")
+    charset: _matching(r"^[a-z0-9_]+$", "must be a MySQL charset name such as utf8mb4") = Field(
+        "utf8mb4", description="[database] charset."
+    )
+    tls: DatabaseTLS = Field(default_factory=DatabaseTLS)
+    reader: DatabaseReader | None = Field(None, description="Optional read replica ([database_reader]).")
+
+
+class RedisSentinel(_Model):
+    master: Text = Field(min_length=1, description="QueuedTracking sentinelMasterName.")
+    addresses: list[_matching(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$", "must be host:port")] = Field(
+        min_length=1, description="Sentinel host:port pairs (QueuedTracking redisHost/redisPort lists)."
+    )
+
+
+class Redis(_Model):
+    host: Host | None = Field(None, description="QueuedTracking redisHost (unset when sentinel is used).")
+    port: Port = Field(6379, description="QueuedTracking redisPort.")
+    database: int = Field(0, ge=0, le=255, description="QueuedTracking redisDatabase.")
+    timeout: float = Field(0.0, ge=0, description="QueuedTracking redisTimeout in seconds (0 = none).")
+    password: bool = Field(
+        False, description="Redis requires a password: read it from the secret key secrets.redis_password_key."
+    )
+    sentinel: RedisSentinel | None = Field(None, description="Use Redis Sentinel instead of host/port.")
+
+    @model_validator(mode="after")
+    def _one_address(self) -> "Redis":
+        if (self.host is None) == (self.sentinel is None):
+            raise ValueError("sets both or neither of host and sentinel (set exactly one)")
+        return self
+
+
+class RedisCache(_Model):
+    host: Host = Field(description="[RedisCache] host: Matomo's cache backend (optional).")
+    port: Port = Field(6379, description="[RedisCache] port.")
+    database: int = Field(1, ge=0, le=255, description="[RedisCache] database: must differ from redis.database.")
+    timeout: float = Field(0.0, ge=0, description="[RedisCache] timeout in seconds.")
+    password: bool = Field(False, description="Read a password from secrets.redis_cache_password_key.")
+
+
+class Plugin(_Model):
+    name: _matching(r"^[A-Za-z][A-Za-z0-9]{0,59}$", "must be a Matomo plugin name such as QueuedTracking")
+    version: Version = Field(description="The plugin's own release (not Matomo's version).")
+    sha256: _matching(r"^[a-f0-9]{64}$", "must be 64 lowercase hex digits") | None = Field(
+        None, description="SHA-256 of the marketplace zip, checked when the image is built."
+    )
+
+
+def _default_plugins() -> list[Plugin]:
+    # Releases checked in the plugins' CHANGELOG.md / plugin.json (matomo-org).
+    return [Plugin(name="QueuedTracking", version="5.2.0"), Plugin(name="SecurityInfo", version="5.0.0")]
+
+
+_VAR_PATH_RE = re.compile(r"^[a-zA-Z0-9\-_~/]{1,128}$")
+
+
+class Secrets(_Model):
+    provider: Literal["nomad", "vault"] = Field(
+        "nomad", description="Where the templates read secrets at run time: Nomad Variables or Vault KV v2."
+    )
+    path: str | None = Field(
+        None,
+        description="Nomad: a Variables path (default: each job's own nomad/jobs/<job id>; "
+        "'nomad/jobs' is readable by every job in the namespace). Vault: the KV v2 read path, "
+        "e.g. 'kv/data/matomo' (required).",
+    )
+    vault_role: _matching(r"^[A-Za-z0-9_.-]{1,128}$", "must be a Vault role name: letters, digits, _ . -") | None = Field(
+        None, description="Vault workload-identity role for the jobs' vault block (Nomad 1.7+)."
+    )
+    salt_key: IniKey = Field("salt", description="Key holding [General] salt (32 hex chars, never changes).")
+    database_password_key: IniKey = Field("database_password", description="Key holding [database] password.")
+    database_reader_password_key: IniKey = Field(
+        "database_reader_password", description="Key holding [database_reader] password (when reader.user is set)."
+    )
+    redis_password_key: IniKey = Field("redis_password", description="Key holding QueuedTracking redisPassword.")
+    redis_cache_password_key: IniKey = Field("redis_cache_password", description="Key holding [RedisCache] password.")
+
+    @model_validator(mode="after")
+    def _path_fits_provider(self) -> "Secrets":
+        if self.provider == "nomad":
+            if self.vault_role is not None:
+                raise ValueError("vault_role is only for provider = 'vault'")
+            if self.path is not None:
+                if not _VAR_PATH_RE.match(self.path):
+                    raise ValueError(
+                        "path is not a Nomad Variables path (use 1-128 of a-z A-Z 0-9 - _ ~ /)"
+                    )
+                if self.path.startswith("nomad/") and not self.path.startswith("nomad/jobs"):
+                    raise ValueError("path under the reserved nomad/ prefix must start with nomad/jobs")
+        else:
+            if not self.path or "/data/" not in f"/{self.path}" or not re.match(r"^[A-Za-z0-9_./-]+$", self.path):
+                raise ValueError(
+                    "path must be a Vault KV v2 read path such as 'kv/data/matomo' (with /data/)"
+                )
+        return self
+
+
+# --- roles ---------------------------------------------------------------------------
+
+
+class Role(str, Enum):
+    """The four jobs of a deployment. Values are the keys under [roles]."""
+
+    admin = "admin"
+    ingestion = "ingestion"
+    queue_processor = "queue_processor"
+    archiver = "archiver"
+
+    @property
+    def slug(self) -> str:
+        """The role as it appears in job ids and service names."""
+        return self.value.replace("_", "-")
+
+
+class Constraint(_Model):
+    attribute: Text = Field(description="e.g. ${attr.kernel.name} or ${meta.tier}.")
+    operator: Literal[
+        "=", "!=", ">", ">=", "<", "<=", "distinct_hosts", "distinct_property",
+        "regexp", "set_contains", "set_contains_any", "version", "semver", "is_set", "is_not_set",
+    ] = "="
+    value: Text = ""
+
+
+class Update(_Model):
+    max_parallel: int = Field(1, ge=0, description="Allocations updated at once (0 disables deployments).")
+    min_healthy_time: Duration = "10s"
+    healthy_deadline: Duration = "5m"
+    progress_deadline: Duration = "10m"
+    auto_revert: bool = True
+    canary: int = Field(0, ge=0)
+    auto_promote: bool = False
+
+    @model_validator(mode="after")
+    def _deadlines(self) -> "Update":
+        if nanoseconds(self.progress_deadline) <= nanoseconds(self.healthy_deadline):
+            raise ValueError("progress_deadline must be longer than healthy_deadline (Nomad refuses the job)")
+        if self.auto_promote and not self.canary:
+            raise ValueError("auto_promote needs canary > 0 (set canary or turn auto_promote off)")
+        return self
+
+
+class Restart(_Model):
+    attempts: int = Field(3, ge=0)
+    interval: Duration = "30m"
+    delay: Duration = "15s"
+    mode: Literal["fail", "delay"] = "fail"
+
+
+HeaderName = _matching(r"^[A-Za-z0-9-]{1,128}$", "must be an HTTP header name: letters, digits and -")
+
+
+class HealthCheck(_Model):
+    path: Text = Field(description="HTTP path the check requests.")
+    interval: Duration = "10s"
+    timeout: Duration = "3s"
+    headers: dict[HeaderName, list[Text]] = Field(
+        default_factory=lambda: {"X-Forwarded-Proto": ["https"]},
+        description="Request headers. X-Forwarded-Proto: https keeps force_ssl from redirecting the check.",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+    @model_validator(mode="after")
+    def _durations(self) -> "HealthCheck":
+        if nanoseconds(self.interval) < 10**9 or nanoseconds(self.timeout) < 10**9:
+            raise ValueError("interval and timeout must be at least 1s (Nomad's minimum)")
+        return self
+
+
+ServiceName = _matching(
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+    "must be an RFC 1123 name under 64 characters: lowercase letters, digits and -",
+)
+
+
+class Service(_Model):
+    enabled: bool = True
+    name: ServiceName | None = Field(None, description="Default: <deployment name>-<role>.")
+    tags: list[Text] = Field(default_factory=list)
+    provider: Literal["consul", "nomad"] = Field(
+        "nomad", description="'nomad' needs no Consul; 'consul' registers in Consul's catalog."
+    )
+    check: HealthCheck | None = None
+
+
+class _RoleBase(_Model):
+    cpu: int = Field(500, ge=1, description="CPU in MHz.")
+    memory: int = Field(512, ge=10, description="Memory in MB.")
+    memory_max: int | None = Field(None, description="Memory oversubscription limit in MB (>= memory).")
+    constraints: list[Constraint] = Field(default_factory=list)
+    restart: Restart = Field(default_factory=Restart)
+    env: dict[EnvName, Text] = Field(default_factory=dict, description="Extra environment variables.")
+    settings: Settings = Field(
+        default_factory=dict,
+        description="Extra config.ini.php settings for this role only, by section; they win over "
+        "the deployment-wide settings.",
+    )
+
+    @model_validator(mode="after")
+    def _memory_max(self) -> "_RoleBase":
+        if self.memory_max is not None and self.memory_max < self.memory:
+            raise ValueError("memory_max is below memory (raise memory_max or leave it unset)")
+        return self
+
+
+class _ServiceRoleBase(_RoleBase):
+    count: int = Field(1, ge=0, le=1000)
+    update: Update = Field(default_factory=Update)
+
+
+def _check(path: str) -> HealthCheck:
+    return HealthCheck(path=path)
+
+
+class AdminRole(_ServiceRoleBase):
+    service: Service = Field(
+        default_factory=lambda: Service(check=_check("/index.php?module=Login")),
+        description="Defaults to a check of the login page with X-Forwarded-Proto: https.",
+    )
+
+
+class IngestionRole(_ServiceRoleBase):
+    count: int = Field(2, ge=0, le=1000)
+    service: Service = Field(
+        default_factory=lambda: Service(check=_check("/matomo.php")),
+        description="Defaults to a check of matomo.php with X-Forwarded-Proto: https.",
+    )
+
+
+class QueueProcessorRole(_ServiceRoleBase):
+    count: int = Field(
+        1, ge=1, le=4096, description="Processor allocations; also QueuedTracking numQueueWorkers."
+    )
+    cpu: int = Field(250, ge=1, description="CPU in MHz.")
+    sleep: Duration = Field("5s", description="Pause after each queuedtracking:process run (it exits when the queue is short).")
+    pin_queues: bool = Field(
+        True, description="Run each allocation on its own queue: --queue-id from NOMAD_ALLOC_INDEX."
+    )
+    requests_per_batch: int = Field(25, ge=1, description="QueuedTracking numRequestsToProcess.")
+    max_consecutive_failures: int = Field(
+        10, ge=1, description="Exit (so Nomad restarts the task) after this many failed runs in a row."
+    )
+
+
+class Schedule(_Model):
+    cron: str = Field(
+        "5 * * * *",
+        description="5-field cron (minute hour day month weekday); Matomo advises hourly.",
+    )
+    time_zone: str = Field("UTC", description="IANA time zone of the cron expression.")
+    prohibit_overlap: bool = Field(True, description="Never start a run while the previous one is running.")
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if value in {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}:
+            return value
+        fields = value.split()
+        if len(fields) == 6:
+            raise ValueError(
+                "has 6 fields, and Nomad reads a 6-field expression as starting with SECONDS "
+                "(write 5 fields: minute hour day month weekday)"
+            )
+        if len(fields) != 5 or not all(re.match(r"^[0-9A-Za-z*/,?LW#-]+$", f) for f in fields):
+            raise ValueError("is not a 5-field cron expression such as '5 * * * *'")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value == "UTC":
+            return value
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not an IANA time zone such as Europe/Berlin") from None
+        return value
+
+
+class ArchiveOptions(_Model):
+    concurrent_requests_per_website: int | None = Field(None, ge=1)
+    concurrent_archivers: int | None = Field(None, ge=1)
+    force_idsites: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
+    skip_all_segments: bool = False
+    disable_scheduled_tasks: bool = False
+    max_websites_to_process: int | None = Field(None, ge=1, description="Matomo 5+.")
+    max_archives_to_process: int | None = Field(None, ge=1, description="Matomo 5+.")
+    extra_args: list[Text] = Field(default_factory=list, description="More core:archive arguments, passed as given.")
+
+    @field_validator("extra_args")
+    @classmethod
+    def _no_url(cls, value: list[str]) -> list[str]:
+        for arg in value:
+            if arg.startswith("--url"):
+                raise ValueError("must not set --url (it comes from the first entry of hosts)")
+        return value
+
+
+class ArchiverRole(_RoleBase):
+    memory: int = Field(1024, ge=10, description="Memory in MB (core:archive is the hungriest role).")
+    schedule: Schedule = Field(default_factory=Schedule)
+    archive: ArchiveOptions = Field(default_factory=ArchiveOptions)
+    kill_timeout: Duration = Field(
+        "2m", description="Grace period before a stopped run is killed (clients cap it at max_kill_timeout)."
+    )
+
+
+class Roles(_Model):
+    admin: AdminRole = Field(default_factory=AdminRole)
+    ingestion: IngestionRole = Field(default_factory=IngestionRole)
+    queue_processor: QueueProcessorRole = Field(default_factory=QueueProcessorRole)
+    archiver: ArchiverRole = Field(default_factory=ArchiverRole)
+
+
+# Settings the deployment file describes elsewhere: allowing them in free-form settings
+# would give two sources of truth, or undo what the architecture relies on.
+_MANAGED_SETTINGS: dict[str, dict[str, str]] = {
+    "General": {
+        "salt": "comes from the secret secrets.salt_key",
+        "trusted_hosts": "set hosts",
+        "proxy_client_headers": "set proxy.client_headers",
+        "proxy_ips": "set proxy.ips",
+        "force_ssl": "set proxy.force_ssl",
+        "enable_auto_update": "kept at 0 so nodes never update themselves",
+        "multi_server_environment": "kept at 1 so the UI never writes config or installs plugins",
+        "browser_archiving_disabled_enforce": "kept at 1: only the archiver archives",
+        "enable_browser_archiving_triggering": "kept at 0: only the archiver archives",
+        "enable_general_settings_admin": "kept at 0 so the UI cannot turn browser archiving back on",
+        "maintenance_mode": "set per role by matomo-nomad: ingestion only (core:archive refuses to run in maintenance mode)",
+    },
+}
+_MANAGED_SECTIONS: dict[str, str] = {
+    "database": "set [database] in the database table",
+    "database_reader": "set database.reader",
+    "QueuedTracking": "set the redis table and roles.queue_processor",
+    "RedisCache": "set the redis_cache table",
+    "Plugins": "a Plugins[] list replaces Matomo's whole default list and disables Login; plugins are activated in the image",
+    "PluginsInstalled": "plugins are activated in the image, not listed in config.ini.php",
+}
+
+
+def _check_settings(settings: Settings, where: str) -> list[str]:
+    errors: list[str] = []
+    for section, values in settings.items():
+        if section in _MANAGED_SECTIONS:
+            errors.append(f"{where}.{section}: cannot be set here ({_MANAGED_SECTIONS[section]})")
+            continue
+        if section == "Cache" and "backend" in values:
+            errors.append(f"{where}.Cache.backend: cannot be set here (set the redis_cache table)")
+        for key, value in values.items():
+            reason = _MANAGED_SETTINGS.get(section, {}).get(key)
+            if reason:
+                errors.append(f"{where}.{section}.{key}: cannot be set here ({reason})")
+            elif isinstance(value, list) and not value:
+                errors.append(
+                    f"{where}.{section}.{key}: an empty list cannot be written to config.ini.php "
+                    "(remove the key: Matomo keeps global.ini.php's default)"
+                )
+    return errors
+
+
+class Deployment(_Model):
+    """One Matomo deployment: four Nomad jobs sharing one image, database and Redis."""
+
+    name: DnsLabel = Field(
+        description="Deployment name: job ids are <name>-admin, <name>-ingestion, "
+        "<name>-queue-processor and <name>-archiver.",
+    )
+    datacenters: list[NomadName] = Field(default_factory=lambda: ["*"], min_length=1)
+    region: NomadName = "global"
+    namespace: NomadName = "default"
+    node_pool: NomadName = Field("default", description="Nomad node pool (Nomad 1.6+).")
+    priority: int = Field(50, ge=1, le=100)
+    matomo: MatomoSpec
+    hosts: list[PublicHost] = Field(
+        min_length=1,
+        description="Public host names: [General] trusted_hosts[]; the first is the archiver's --url.",
+    )
+    proxy: Proxy = Field(default_factory=Proxy)
+    database: Database
+    redis: Redis
+    redis_cache: RedisCache | None = Field(None, description="Optional Redis cache backend for Matomo.")
+    plugins: list[Plugin] = Field(
+        default_factory=_default_plugins,
+        description="Plugins baked into the image, with their own versions. QueuedTracking is required.",
+    )
+    secrets: Secrets = Field(default_factory=Secrets)
+    settings: Settings = Field(
+        default_factory=dict,
+        description="Extra config.ini.php settings for every role, by section, e.g. "
+        "[settings.General] login_allow_logme = 0.",
+    )
+    roles: Roles = Field(default_factory=Roles)
+
+    @model_validator(mode="after")
+    def _whole(self) -> "Deployment":
+        errors = _check_settings(self.settings, "settings")
+        for role in Role:
+            errors += _check_settings(getattr(self.roles, role.value).settings, f"roles.{role.value}.settings")
+        names = [p.name for p in self.plugins]
+        if "QueuedTracking" not in names:
+            errors.append("plugins: QueuedTracking is missing (add it: the ingestion and queue processor roles need it)")
+        if len(set(names)) != len(names):
+            errors.append("plugins: a plugin is listed twice (keep one entry per plugin)")
+        if self.redis_cache is not None and self.redis.sentinel is None and (
+            self.redis_cache.host, self.redis_cache.port, self.redis_cache.database
+        ) == (self.redis.host, self.redis.port, self.redis.database):
+            errors.append(
+                "redis_cache.database: the cache would share the QueuedTracking queue's Redis database "
+                "(pick another database number)"
+            )
+        workers = self.roles.queue_processor.count
+        if workers > 16 and _version_tuple(self.queued_tracking.version) < (5, 1):
+            errors.append(
+                f"roles.queue_processor.count: {workers} workers, but QueuedTracking "
+                f"{self.queued_tracking.version} allows at most 16 (5.1.0 raised it to 4096)"
+            )
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    @property
+    def queued_tracking(self) -> Plugin:
+        return next(p for p in self.plugins if p.name == "QueuedTracking")
+
+    def job_id(self, role: Role) -> str:
+        return f"{self.name}-{role.slug}"
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("-")[0].split("."))

@@ -1,0 +1,137 @@
+"""Artifacts: each role's job as HCL and API JSON, and its config.ini.php template.
+
+The job text is laid out by the Jinja templates in `templates/` (readable as files, as
+in a nomad-pack); this module only hands them values that `_roles` decided and
+`_hcl`/`_ini` escaped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Iterator
+
+import jinja2
+
+from . import _apijson, _hcl
+from ._ini import ENCODER_DEFINITION, section_lines
+from ._model import Deployment, Role
+from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, CONTAINER_HTTP_PORT, RoleJob, plan_roles
+from ._version import __version__
+
+
+@dataclass(frozen=True)
+class RenderedRole:
+    """One role's artifacts."""
+
+    role: Role
+    job_id: str
+    hcl: str
+    """The job file, formatted as `nomad fmt` leaves it."""
+    job: dict[str, Any] = field(repr=False)
+    """The API `Job` object (what `{"Job": ...}` wraps)."""
+    config_template: str = field(repr=False)
+    """config.ini.php as consul-template source: secrets are read at run time."""
+
+    @property
+    def api_json(self) -> str:
+        """`{"Job": ...}` as `nomad job run -output` prints it."""
+        return _apijson.dumps(self.job)
+
+    def files(self) -> dict[str, str]:
+        """File name -> content, as `render --out` writes them."""
+        return {
+            f"{self.job_id}.nomad.hcl": self.hcl,
+            f"{self.job_id}.json": self.api_json,
+            f"{self.job_id}.config.ini.php.tpl": self.config_template,
+        }
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """The four roles' artifacts, in role order."""
+
+    deployment: Deployment = field(repr=False)
+    roles: dict[Role, RenderedRole]
+
+    def __iter__(self) -> Iterator[RenderedRole]:
+        return iter(self.roles.values())
+
+    def __getitem__(self, role: Role | str) -> RenderedRole:
+        return self.roles[Role(role)]
+
+    def files(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for rendered in self:
+            out.update(rendered.files())
+        return out
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("matomo_nomad", "templates"),
+        # nomad-pack's delimiters: HCL and consul-template both use { }.
+        block_start_string="[%",
+        block_end_string="%]",
+        variable_start_string="[[",
+        variable_end_string="]]",
+        comment_start_string="[#",
+        comment_end_string="#]",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+    env.filters["hcl"] = _hcl.value
+    env.filters["hcl_heredoc"] = _hcl.heredoc
+    env.filters["hcl_attributes"] = _hcl.attributes
+    return env
+
+
+def config_template(job: RoleJob) -> str:
+    sections = [
+        {"name": s.name, "lines": section_lines(s, job.secrets.item)} for s in job.config
+    ]
+    return _environment().get_template("config.ini.php.tpl").render(
+        encoder=ENCODER_DEFINITION,
+        secrets_opening=job.secrets.opening,
+        job_id=job.job_id,
+        version=__version__,
+        sections=sections,
+    )
+
+
+def job_hcl(job: RoleJob, config: str) -> str:
+    template = "archiver.nomad.tpl" if job.periodic is not None else "service.nomad.tpl"
+    task_attributes: dict[str, object] = {"driver": "docker"}
+    if job.kill_timeout is not None:
+        task_attributes["kill_timeout"] = job.kill_timeout
+    return _environment().get_template(template).render(
+        job=job,
+        health_check=_apijson.health_check_mode(job),
+        container_port=CONTAINER_HTTP_PORT,
+        task_attributes=task_attributes,
+        docker_config=_apijson.docker_config(job),
+        resources=_apijson.resources(job),
+        config_template=config,
+        config_destination=CONFIG_DESTINATION,
+        config_target=CONFIG_TARGET,
+    )
+
+
+def render_role(job: RoleJob) -> RenderedRole:
+    config = config_template(job)
+    return RenderedRole(
+        role=job.role,
+        job_id=job.job_id,
+        hcl=job_hcl(job, config),
+        job=_apijson.job(job, config),
+        config_template=config,
+    )
+
+
+def render(deployment: Deployment) -> Rendering:
+    """Every role's job (HCL and API JSON) and config.ini.php template."""
+    return Rendering(deployment, {job.role: render_role(job) for job in plan_roles(deployment)})

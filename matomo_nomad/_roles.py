@@ -1,0 +1,361 @@
+"""Per-role decisions: what each of the four jobs runs and which settings it gets.
+
+Everything about Matomo-on-Nomad that is a choice lives here, in plain data
+(`RoleJob`); the renderers after this stage only lay that data out as HCL, API JSON
+and config.ini.php, and must not decide anything themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._ini import SecretRef, Section, Value
+from ._model import (
+    ArchiverRole,
+    Constraint,
+    Deployment,
+    HealthCheck,
+    QueueProcessorRole,
+    Restart,
+    Role,
+    Schedule,
+    Update,
+    _version_tuple,
+    nanoseconds,
+)
+
+CONSOLE = "/var/www/html/console"
+CONFIG_TARGET = "/var/www/html/config/config.ini.php"
+# Under secrets/: the docker driver only sees local/, secrets/ and alloc/, and secrets/
+# is the one that is never written to the client's disk in the clear.
+CONFIG_DESTINATION = "secrets/config.ini.php"
+HTTP_PORT = "http"
+CONTAINER_HTTP_PORT = 80
+
+JOB_TYPES = {Role.admin: "service", Role.ingestion: "service", Role.queue_processor: "service", Role.archiver: "batch"}
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSource:
+    """Where a job's template reads secrets, and how to address one key there."""
+
+    provider: str  # "nomad" | "vault"
+    path: str
+    vault_role: str | None
+
+    @property
+    def opening(self) -> str:
+        function = "nomadVar" if self.provider == "nomad" else "secret"
+        return f'{{{{ with {function} "{self.path}" -}}}}'
+
+    @property
+    def item(self) -> str:
+        # nomadVar yields NomadVarItem structs (consul-template dependency/nomad_var_structs.go):
+        # the string is in .Value. A KV v2 secret nests its data under .Data.data.
+        return ".{key}.Value" if self.provider == "nomad" else ".Data.data.{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceCheck:
+    path: str
+    interval: str
+    timeout: str
+    headers: dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRegistration:
+    name: str
+    tags: list[str]
+    provider: str
+    port: str
+    check: ServiceCheck | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoleJob:
+    """Everything the renderers need to write one role's job and its config."""
+
+    role: Role
+    job_id: str
+    job_type: str
+    group: str
+    task: str
+    datacenters: list[str]
+    region: str
+    namespace: str
+    node_pool: str
+    priority: int
+    meta: dict[str, str]
+    count: int
+    image: str
+    command: str | None
+    args: list[str]
+    env: dict[str, str]
+    cpu: int
+    memory: int
+    memory_max: int | None
+    constraints: list[Constraint]
+    restart: Restart
+    update: Update | None
+    service: ServiceRegistration | None
+    port: str | None
+    periodic: Schedule | None
+    kill_timeout: str | None
+    secrets: SecretSource
+    config: list[Section] = field(default_factory=list)
+
+
+def plan_roles(deployment: Deployment) -> list[RoleJob]:
+    """The four role jobs, in a fixed order (admin, ingestion, queue processor, archiver)."""
+    return [_role_job(deployment, role) for role in Role]
+
+
+def _role_job(d: Deployment, role: Role) -> RoleJob:
+    spec = getattr(d.roles, role.value)
+    job_id = d.job_id(role)
+    is_service = JOB_TYPES[role] == "service"
+    command, args = _command(d, role)
+    registration = _service(d, role) if role in (Role.admin, Role.ingestion) else None
+    return RoleJob(
+        role=role,
+        job_id=job_id,
+        job_type=JOB_TYPES[role],
+        group=role.slug,
+        task=job_id,
+        datacenters=list(d.datacenters),
+        region=d.region,
+        namespace=d.namespace,
+        node_pool=d.node_pool,
+        priority=d.priority,
+        meta={"matomo_nomad_deployment": d.name, "matomo_nomad_role": role.value, "matomo_version": d.matomo.version},
+        count=spec.count if is_service else 1,
+        image=d.matomo.image,
+        command=command,
+        args=args,
+        env=dict(spec.env),
+        cpu=spec.cpu,
+        memory=spec.memory,
+        memory_max=spec.memory_max,
+        constraints=list(spec.constraints),
+        restart=spec.restart,
+        update=spec.update if is_service else None,
+        service=registration,
+        port=HTTP_PORT if registration is not None else None,
+        periodic=spec.schedule if isinstance(spec, ArchiverRole) else None,
+        kill_timeout=spec.kill_timeout if isinstance(spec, ArchiverRole) else None,
+        secrets=_secret_source(d, job_id),
+        config=_config(d, role),
+    )
+
+
+def _secret_source(d: Deployment, job_id: str) -> SecretSource:
+    s = d.secrets
+    if s.provider == "vault":
+        assert s.path is not None  # the model requires it for vault
+        return SecretSource("vault", s.path, s.vault_role)
+    # A job may read nomad/jobs/<its own id> without any ACL policy (nomad acl/acl.go).
+    return SecretSource("nomad", s.path or f"nomad/jobs/{job_id}", None)
+
+
+def _command(d: Deployment, role: Role) -> tuple[str | None, list[str]]:
+    if role is Role.queue_processor:
+        return "/bin/sh", ["-c", _queue_loop(d.roles.queue_processor)]
+    if role is Role.archiver:
+        return CONSOLE, _archive_args(d, d.roles.archiver)
+    # admin and ingestion: the image's own command (apache2-foreground).
+    return None, []
+
+
+def _queue_loop(spec: QueueProcessorRole) -> str:
+    # queuedtracking:process exits as soon as too few requests are queued, so a bare
+    # `while true` would spin: pause after every run. A run that keeps failing (database
+    # or Redis down) ends the task after a bound, so Nomad's restart policy and the
+    # allocation's health show it instead of a loop that looks alive.
+    # Shell `$VAR` (never `${VAR}`) keeps the text free of HCL interpolation syntax.
+    process = f"{CONSOLE} queuedtracking:process"
+    if spec.pin_queues:
+        process += ' --queue-id="$NOMAD_ALLOC_INDEX"'
+    # POSIX sleep takes whole seconds; at least one, so the loop can never spin.
+    pause = max(1, round(nanoseconds(spec.sleep) / 10**9))
+    return (
+        "failures=0\n"
+        "while :; do\n"
+        f"  if {process}; then\n"
+        "    failures=0\n"
+        "  else\n"
+        "    failures=$((failures + 1))\n"
+        f'    echo "queuedtracking:process failed ($failures in a row)" >&2\n'
+        f"    if [ \"$failures\" -ge {spec.max_consecutive_failures} ]; then exit 1; fi\n"
+        "  fi\n"
+        f"  sleep {pause}\n"
+        "done\n"
+    )
+
+
+def _archive_args(d: Deployment, spec: ArchiverRole) -> list[str]:
+    options = spec.archive
+    args = ["core:archive", f"--url=https://{d.hosts[0]}/"]
+    if options.concurrent_requests_per_website is not None:
+        args.append(f"--concurrent-requests-per-website={options.concurrent_requests_per_website}")
+    if options.concurrent_archivers is not None:
+        args.append(f"--concurrent-archivers={options.concurrent_archivers}")
+    if options.force_idsites:
+        args.append("--force-idsites=" + ",".join(str(i) for i in options.force_idsites))
+    if options.skip_all_segments:
+        args.append("--skip-all-segments")
+    if options.disable_scheduled_tasks:
+        args.append("--disable-scheduled-tasks")
+    if options.max_websites_to_process is not None:
+        args.append(f"--max-websites-to-process={options.max_websites_to_process}")
+    if options.max_archives_to_process is not None:
+        args.append(f"--max-archives-to-process={options.max_archives_to_process}")
+    return args + list(options.extra_args)
+
+
+def _service(d: Deployment, role: Role) -> ServiceRegistration | None:
+    service = getattr(d.roles, role.value).service
+    if not service.enabled:
+        return None
+    check: HealthCheck | None = service.check
+    return ServiceRegistration(
+        name=service.name or f"{d.name}-{role.slug}",
+        tags=list(service.tags),
+        provider=service.provider,
+        port=HTTP_PORT,
+        check=None if check is None else ServiceCheck(check.path, check.interval, check.timeout, dict(check.headers)),
+    )
+
+
+def _config(d: Deployment, role: Role) -> list[Section]:
+    """config.ini.php for one role: the shared base, then the role's own differences."""
+    keys = d.secrets
+    db = d.database
+    database: dict[str, Value] = {
+        "host": db.host,
+        "port": db.port,
+        "username": db.user,
+        "password": SecretRef(keys.database_password_key),
+        "dbname": db.name,
+        "tables_prefix": db.table_prefix,
+        "adapter": db.adapter,
+        "charset": db.charset,
+    }
+    database.update(_database_tls(d))
+    sections = [Section("database", database)]
+
+    if db.reader is not None:
+        reader: dict[str, Value] = {
+            "host": db.reader.host,
+            "port": db.reader.port,
+            "username": db.reader.user or db.user,
+            "password": SecretRef(keys.database_reader_password_key if db.reader.user else keys.database_password_key),
+            "dbname": db.name,
+            "tables_prefix": db.table_prefix,
+            "adapter": db.adapter,
+            "charset": db.charset,
+        }
+        reader.update(_database_tls(d))
+        sections.append(Section("database_reader", reader))
+
+    general: dict[str, Value] = {
+        "salt": SecretRef(keys.salt_key),
+        "trusted_hosts": list(d.hosts),
+        "proxy_client_headers": list(d.proxy.client_headers),
+    }
+    if d.proxy.ips:
+        general["proxy_ips"] = list(d.proxy.ips)
+    general.update(
+        {
+            "force_ssl": d.proxy.force_ssl,
+            # The seed's settings, and what makes them do what the seed meant
+            # (reference/matomo.md: enforce alone covers only segments).
+            "enable_auto_update": False,
+            "multi_server_environment": True,
+            "browser_archiving_disabled_enforce": True,
+            "enable_browser_archiving_triggering": False,
+            "enable_general_settings_admin": False,
+        }
+    )
+    if role is Role.ingestion:
+        # Tracking keeps working in maintenance mode; the UI and API do not. Never on the
+        # archiver: core:archive refuses to run in maintenance mode.
+        general["maintenance_mode"] = True
+    sections.append(Section("General", general))
+
+    sections.append(Section("QueuedTracking", _queued_tracking(d)))
+
+    if d.redis_cache is not None:
+        cache = d.redis_cache
+        sections.append(Section("Cache", {"backend": "redis"}))
+        redis_cache: dict[str, Value] = {
+            "host": cache.host,
+            "port": cache.port,
+            "database": cache.database,
+            "timeout": cache.timeout,
+        }
+        if cache.password:
+            redis_cache["password"] = SecretRef(keys.redis_cache_password_key)
+        sections.append(Section("RedisCache", redis_cache))
+
+    return _merge_extra(sections, d.settings, getattr(d.roles, role.value).settings)
+
+
+def _database_tls(d: Deployment) -> dict[str, Value]:
+    tls = d.database.tls
+    if not tls.enabled:
+        return {}
+    values: dict[str, Value] = {"enable_ssl": True}
+    for key, path in (("ssl_ca", tls.ca), ("ssl_cert", tls.cert), ("ssl_key", tls.key)):
+        if path is not None:
+            values[key] = path
+    values["ssl_no_verify"] = not tls.verify
+    return values
+
+
+def _queued_tracking(d: Deployment) -> dict[str, Value]:
+    redis = d.redis
+    values: dict[str, Value] = {"backend": "redis"}
+    if redis.sentinel is not None:
+        hosts, ports = zip(*(a.rsplit(":", 1) for a in redis.sentinel.addresses))
+        values["redisHost"] = ",".join(hosts)
+        values["redisPort"] = ",".join(ports)
+    else:
+        assert redis.host is not None
+        values["redisHost"] = redis.host
+        values["redisPort"] = redis.port
+    values["redisDatabase"] = redis.database
+    values["redisTimeout"] = redis.timeout
+    if redis.password:
+        values["redisPassword"] = SecretRef(d.secrets.redis_password_key)
+    if redis.sentinel is not None:
+        # The sentinel switch was renamed in QueuedTracking 5.1.0 (Updates/5.1.0.php).
+        if _version_tuple(d.queued_tracking.version) >= (5, 1):
+            values["useWhatRedisBackendType"] = 2
+        else:
+            values["useSentinelBackend"] = True
+        values["sentinelMasterName"] = redis.sentinel.master
+    values.update(
+        {
+            "queueEnabled": True,
+            # One queue per processor allocation: each pins itself with --queue-id.
+            "numQueueWorkers": d.roles.queue_processor.count,
+            "numRequestsToProcess": d.roles.queue_processor.requests_per_batch,
+            # Dedicated processors run; tracking requests should only enqueue.
+            "processDuringTrackingRequest": False,
+        }
+    )
+    return values
+
+
+def _merge_extra(sections: list[Section], shared: dict, own: dict) -> list[Section]:
+    by_name = {s.name: s for s in sections}
+    for extra in (shared, own):
+        for name, values in extra.items():
+            if name in by_name:
+                by_name[name].values.update(values)
+            else:
+                section = Section(name, dict(values))
+                sections.append(section)
+                by_name[name] = section
+    return sections
