@@ -144,6 +144,19 @@ def hcl_check(binary: Path, path: Path) -> None:
         raise AssertionError(f"hclcheck rejected {path}:\n{_stderr(proc)}")
 
 
+def hcl_dump(binary: Path, path: Path) -> dict[str, Any]:
+    """The job file as HashiCorp's parser reads it: blocks, labels and attribute values.
+
+    Attributes are evaluated with no variables or functions, so text that would still
+    interpolate in Nomad (a live ``${...}`` or ``%{...}``) fails here.
+    """
+    proc = _run([str(binary), "dump", str(path)])
+    if proc.returncode != 0:
+        raise AssertionError(f"hclcheck could not evaluate {path}:\n{_stderr(proc)}")
+    document: dict[str, Any] = json.loads(proc.stdout)
+    return document
+
+
 def hcl_fmt(binary: Path, text: str) -> str:
     """Return the canonical (``nomad fmt``) form of HCL ``text``; it must parse."""
     with tempfile.TemporaryDirectory(prefix="hclfmt-") as tmp:

@@ -9,6 +9,7 @@
 //
 //	hclcheck check FILE...   exit 1 on a parse error or non-canonical layout
 //	hclcheck fmt FILE        print the canonical form of FILE to stdout
+//	hclcheck dump FILE       print the file's blocks and evaluated attributes as JSON
 //
 // Build without modules, against Debian's golang-github-hashicorp-hcl-v2-dev:
 //
@@ -61,13 +62,17 @@ func main() {
 			os.Exit(1)
 		}
 		os.Stdout.Write(hclwrite.Format(src))
+	case "dump":
+		if len(os.Args) != 3 || !dump(os.Args[2], os.Stdout) {
+			os.Exit(1)
+		}
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: hclcheck check FILE... | hclcheck fmt FILE")
+	fmt.Fprintln(os.Stderr, "usage: hclcheck check FILE... | hclcheck fmt FILE | hclcheck dump FILE")
 	os.Exit(2)
 }
 
