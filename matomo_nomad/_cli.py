@@ -119,11 +119,9 @@ def _validate(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import json
 
-    from ._model import Deployment
+    from ._model import json_schema
 
-    schema = Deployment.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    sys.stdout.write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")
     return 0
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -672,3 +672,26 @@ class Deployment(_Model):
 
 def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("-")[0].split("."))
+
+
+def json_schema() -> dict[str, Any]:
+    """The deployment file's JSON Schema, each default also spelled out in its description
+    (editors show descriptions on hover, rarely the `default` keyword)."""
+    import json
+
+    schema = Deployment.model_json_schema()
+
+    def annotate(node: object) -> None:
+        if isinstance(node, dict):
+            if "default" in node:
+                shown = json.dumps(node["default"], ensure_ascii=False)
+                node["description"] = (node.get("description", "").rstrip() + f" Default: {shown}.").lstrip()
+            for child in node.values():
+                annotate(child)
+        elif isinstance(node, list):
+            for child in node:
+                annotate(child)
+
+    annotate(schema)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

@@ -178,18 +178,14 @@ def _queue_loop(spec: QueueProcessorRole) -> str:
         process += ' --queue-id="$NOMAD_ALLOC_INDEX"'
     # POSIX sleep takes whole seconds; at least one, so the loop can never spin.
     pause = max(1, round(nanoseconds(spec.sleep) / 10**9))
+    # One line, so the job file shows it as it will run.
     return (
-        "failures=0\n"
-        "while :; do\n"
-        f"  if {process}; then\n"
-        "    failures=0\n"
-        "  else\n"
-        "    failures=$((failures + 1))\n"
-        f'    echo "queuedtracking:process failed ($failures in a row)" >&2\n'
-        f"    if [ \"$failures\" -ge {spec.max_consecutive_failures} ]; then exit 1; fi\n"
-        "  fi\n"
-        f"  sleep {pause}\n"
-        "done\n"
+        "failures=0; while :; do "
+        f"if {process}; then failures=0; "
+        "else failures=$((failures + 1)); "
+        'echo "queuedtracking:process failed $failures time(s) in a row" >&2; '
+        f'[ "$failures" -lt {spec.max_consecutive_failures} ] || exit 1; fi; '
+        f"sleep {pause}; done"
     )
 
 
