@@ -10,6 +10,7 @@ bytes match what Nomad's own CLI would print for the same job.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ._model import nanoseconds
@@ -147,4 +148,11 @@ def dumps(document: dict[str, Any]) -> str:
     # Go's encoder escapes these inside strings (they only occur inside strings).
     for raw, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(raw, escaped)
+    # Python writes backspace and form feed as \b and \f, Go as \u0008 and \u000c; an
+    # escape is one only after an even run of backslashes.
+    if "\\b" in text or "\\f" in text:  # rare: skip the regex scan otherwise
+        text = _SHORT_ESCAPES.sub(lambda m: m.group(1) + ("\\u0008" if m.group(2) == "b" else "\\u000c"), text)
     return text + "\n"
+
+
+_SHORT_ESCAPES = re.compile(r"(?<!\\)((?:\\\\)*)\\([bf])")

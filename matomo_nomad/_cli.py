@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Render a Matomo deployment (admin, ingestion, queue processor, archiver) as Nomad jobs.",
     )
     parser.add_argument("--version", action="version", version=f"matomo-nomad {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    # Not required=True: argparse would then complain about the missing command before
+    # naming an unknown option such as `--bogus`; main() asks for the command itself.
+    commands = parser.add_subparsers(dest="command", metavar="{render,validate,schema}", parser_class=_Parser)
 
     render = commands.add_parser(
         "render",
@@ -126,7 +128,10 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("choose a command: render, validate or schema")
     command = {"render": _render, "validate": _validate, "schema": _schema}[args.command]
     try:
         return command(args)

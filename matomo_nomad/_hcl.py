@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 # Inside quoted strings and heredocs `${` starts an interpolation and `%{` a directive;
 # doubling the sigil is HCL's escape for both.
 _TEMPLATE_SIGILS = re.compile(r"([$%])\{")
-_STRING_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_STRING_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -24,7 +24,7 @@ def _sigils(text: str) -> str:
 
 def string(text: str) -> str:
     """A quoted HCL string literal whose value is exactly `text`."""
-    escaped = "".join(_STRING_ESCAPES.get(ch, ch) for ch in text)
+    escaped = text.translate(_STRING_ESCAPES)
     escaped = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", escaped)
     return '"' + _sigils(escaped) + '"'
 

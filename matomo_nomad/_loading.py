@@ -43,6 +43,8 @@ def parse_deployment(data: Mapping[str, Any], source: str = "deployment") -> Dep
         return Deployment.model_validate(dict(data))
     except ValidationError as error:
         raise DeploymentError(_problems(error)) from None
+    except RecursionError:
+        raise DeploymentError([Problem(source, "is nested too deeply to validate", "flatten it")]) from None
 
 
 # --- reading ------------------------------------------------------------------------
@@ -56,21 +58,22 @@ def _read(path: Path) -> Mapping[str, Any]:
             [Problem(str(path), f"cannot be read: {error.strerror or error}", "check the path and permissions")]
         ) from None
     try:
-        text = raw.decode("utf-8")
+        # utf-8-sig: a byte-order mark some editors add is not part of the content.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line, column = _position(raw[: error.start].decode("utf-8", "replace"))
         raise DeploymentFileError(
             [Problem(f"{path}:{line}:{column}", "is not valid UTF-8", "save the file as UTF-8")]
         ) from None
-    suffix = path.suffix.lower()
-    if suffix == ".toml":
-        return _toml(text, path)
-    if suffix in (".yaml", ".yml"):
-        return _yaml(text, path)
-    if suffix == ".json":
-        return _json(text, path)
+    readers = {".toml": _toml, ".yaml": _yaml, ".yml": _yaml, ".json": _json}
+    reader = readers.get(path.suffix.lower())
+    if reader is not None:
+        try:
+            return reader(text, path)
+        except RecursionError:
+            raise DeploymentFileError([Problem(str(path), "is nested too deeply to read", "flatten it")]) from None
     raise DeploymentFileError(
-        [Problem(str(path), f"has an unknown file type '{suffix}'", "use .toml, .yaml, .yml or .json")]
+        [Problem(str(path), f"has an unknown file type '{path.suffix}'", "use .toml, .yaml, .yml or .json")]
     )
 
 
@@ -134,10 +137,12 @@ def _json(text: str, path: Path) -> Mapping[str, Any]:
 # --- validation errors into problems ------------------------------------------------
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
+def _location(loc: tuple[int | str, ...], relative: str = "") -> str:
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    if relative:
+        text += relative if relative.startswith("[") or not text else f".{relative}"
     return text
 
 
@@ -152,10 +157,11 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "int_parsing": ("must be a whole number, got {input}", ""),
     "int_from_float": ("must be a whole number, got {input}", ""),
     "float_type": ("must be a number, got {input}", ""),
+    "finite_number": ("must be a finite number, got {input}", ""),
     "float_parsing": ("must be a number, got {input}", ""),
     "bool_type": ("must be true or false, got {input}", ""),
     "bool_parsing": ("must be true or false, got {input}", ""),
-    "string_type": ("must be a string, got {input}", "quote it"),
+    "string_type": ("must be a string, got {input}", ""),
     "list_type": ("must be a list, got {input}", "write it as [ ... ]"),
     "dict_type": ("must be a table of keys, got {input}", ""),
     "model_type": ("must be a table of settings, got {input}", ""),
@@ -177,15 +183,24 @@ def _problems(error: ValidationError) -> list[Problem]:
     for item in error.errors(include_url=False):
         loc = tuple(item["loc"])
         kind = item["type"]
+        key = None
+        if loc and loc[-1] == "[key]":
+            # The problem is a mapping's key, not its value: name the mapping, quote the key.
+            key, loc = loc[-2], loc[:-2]
         if kind == "value_error":
             message = str(item["ctx"]["error"]) if "ctx" in item else item["msg"]
             for line in message.splitlines():
-                if not loc and ": " in line:
-                    # Whole-deployment checks already name the field they are about.
+                if line.startswith("@"):
+                    # A model's own check names the field it is about, relative to the model.
+                    relative, _, what = line[1:].partition(": ")
+                    problems.append(Problem(_location(loc, relative) or "deployment", what))
+                elif not loc and ": " in line:
+                    # Whole-deployment checks name the field from the top.
                     where, _, what = line.partition(": ")
                     problems.append(Problem(where, what))
                 else:
-                    problems.append(Problem(_location(loc) or "deployment", line))
+                    what = f"key {_shown(key)} {line}" if key is not None else line
+                    problems.append(Problem(_location(loc) or "deployment", what))
             continue
         if kind == "extra_forbidden":
             problems.append(Problem(_location(loc), "is not a known setting", _suggestion(loc)))
@@ -197,6 +212,8 @@ def _problems(error: ValidationError) -> list[Problem]:
             what = template.format(**context)
         except (KeyError, IndexError):
             what = item["msg"]
+        if key is not None:
+            what = f"key {_shown(key)} {what}"
         problems.append(Problem(_location(loc) or "deployment", what, fix))
     return problems
 

@@ -12,6 +12,7 @@ and a value outside it is refused with the reason.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from enum import Enum
 from typing import Annotated, Any, Literal
@@ -64,9 +65,13 @@ Host = Annotated[str, AfterValidator(_host)]
 
 
 def _public_host(value: str) -> str:
+    if "://" in value or "/" in value:
+        raise ValueError("is a URL, not a host name (write only the host, e.g. analytics.example.com)")
     name, sep, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
-    if sep and not (port.isdigit() and 0 < int(port) < 65536):
+    if sep and port.isdigit() and not 0 < int(port) < 65536:
         raise ValueError("has a port that is not a number from 1 to 65535")
+    if sep and not port.isdigit():
+        name = value
     if not _HOSTNAME_RE.match(name or value) or value.endswith("."):
         raise ValueError(
             "is not a public host name such as analytics.example.com, optionally with :port "
@@ -165,7 +170,9 @@ def _setting_value(value: object) -> object:
         return isinstance(item, (bool, int, float)) or (isinstance(item, str) and _text(item) is item)
 
     if scalar(value) or (isinstance(value, list) and all(scalar(item) for item in value)):
-        if isinstance(value, float) and value != value:  # NaN has no INI spelling Matomo reads back
+        numbers = value if isinstance(value, list) else [value]
+        if any(isinstance(n, float) and not math.isfinite(n) for n in numbers):
+            # inf and nan have no INI spelling Matomo reads back as a number
             raise ValueError("must be a finite number")
         return value
     raise ValueError("must be a string, number, boolean, or a list of those")
@@ -178,10 +185,13 @@ SettingValue = Annotated[
     WithJsonSchema({"anyOf": [_SCALAR_SCHEMA, {"type": "array", "items": _SCALAR_SCHEMA}]}),
 ]
 Settings = dict[IniSection, dict[IniKey, SettingValue]]
+# (checked against the settings matomo-nomad manages by `_check_settings`, below)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # strict: a deployment file that says `force_ssl = 1` or `priority = "50"` has a
+    # mistake in it, and guessing what was meant is how configuration drifts.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False)
 
 
 # --- the deployment's parts ----------------------------------------------------------
@@ -261,8 +271,10 @@ class Redis(_Model):
 
     @model_validator(mode="after")
     def _one_address(self) -> "Redis":
-        if (self.host is None) == (self.sentinel is None):
-            raise ValueError("sets both or neither of host and sentinel (set exactly one)")
+        if self.host is not None and self.sentinel is not None:
+            raise ValueError("@sentinel: cannot be used together with host (remove host or sentinel)")
+        if self.host is None and self.sentinel is None:
+            raise ValueError("@host: is required unless sentinel is set (set host, or a sentinel table)")
         return self
 
 
@@ -315,18 +327,19 @@ class Secrets(_Model):
     def _path_fits_provider(self) -> "Secrets":
         if self.provider == "nomad":
             if self.vault_role is not None:
-                raise ValueError("vault_role is only for provider = 'vault'")
+                raise ValueError("@vault_role: is only for provider = 'vault' (remove it, or set provider = 'vault')")
             if self.path is not None:
                 if not _VAR_PATH_RE.match(self.path):
-                    raise ValueError(
-                        "path is not a Nomad Variables path (use 1-128 of a-z A-Z 0-9 - _ ~ /)"
-                    )
+                    raise ValueError("@path: is not a Nomad Variables path (use 1-128 of a-z A-Z 0-9 - _ ~ /)")
                 if self.path.startswith("nomad/") and not self.path.startswith("nomad/jobs"):
-                    raise ValueError("path under the reserved nomad/ prefix must start with nomad/jobs")
+                    raise ValueError(
+                        "@path: is under Nomad's reserved nomad/ prefix, where only nomad/jobs... is allowed "
+                        "(use nomad/jobs or a path outside nomad/)"
+                    )
         else:
             if not self.path or "/data/" not in f"/{self.path}" or not re.match(r"^[A-Za-z0-9_./-]+$", self.path):
                 raise ValueError(
-                    "path must be a Vault KV v2 read path such as 'kv/data/matomo' (with /data/)"
+                    "@path: must be a Vault KV v2 read path such as 'kv/data/matomo' (with /data/)"
                 )
         return self
 
@@ -369,9 +382,11 @@ class Update(_Model):
     @model_validator(mode="after")
     def _deadlines(self) -> "Update":
         if nanoseconds(self.progress_deadline) <= nanoseconds(self.healthy_deadline):
-            raise ValueError("progress_deadline must be longer than healthy_deadline (Nomad refuses the job)")
+            raise ValueError(
+                "@progress_deadline: must be longer than healthy_deadline (Nomad refuses the job otherwise)"
+            )
         if self.auto_promote and not self.canary:
-            raise ValueError("auto_promote needs canary > 0 (set canary or turn auto_promote off)")
+            raise ValueError("@auto_promote: needs canary > 0 (set canary or turn auto_promote off)")
         return self
 
 
@@ -401,11 +416,12 @@ class HealthCheck(_Model):
             raise ValueError("must start with /")
         return value
 
-    @model_validator(mode="after")
-    def _durations(self) -> "HealthCheck":
-        if nanoseconds(self.interval) < 10**9 or nanoseconds(self.timeout) < 10**9:
-            raise ValueError("interval and timeout must be at least 1s (Nomad's minimum)")
-        return self
+    @field_validator("interval", "timeout")
+    @classmethod
+    def _at_least_a_second(cls, value: str) -> str:
+        if nanoseconds(value) < 10**9:
+            raise ValueError("is shorter than 1s, Nomad's minimum for checks")
+        return value
 
 
 ServiceName = _matching(
@@ -437,10 +453,15 @@ class _RoleBase(_Model):
         "the deployment-wide settings.",
     )
 
+    @field_validator("settings")
+    @classmethod
+    def _unmanaged(cls, settings: Settings) -> Settings:
+        return _check_settings(settings)
+
     @model_validator(mode="after")
     def _memory_max(self) -> "_RoleBase":
         if self.memory_max is not None and self.memory_max < self.memory:
-            raise ValueError("memory_max is below memory (raise memory_max or leave it unset)")
+            raise ValueError("@memory_max: is below memory (raise memory_max or leave it unset)")
         return self
 
 
@@ -569,7 +590,7 @@ _MANAGED_SETTINGS: dict[str, dict[str, str]] = {
         "browser_archiving_disabled_enforce": "kept at 1: only the archiver archives",
         "enable_browser_archiving_triggering": "kept at 0: only the archiver archives",
         "enable_general_settings_admin": "kept at 0 so the UI cannot turn browser archiving back on",
-        "maintenance_mode": "set per role by matomo-nomad: ingestion only (core:archive refuses to run in maintenance mode)",
+        "maintenance_mode": "matomo-nomad sets it on ingestion only; core:archive refuses to run in maintenance mode",
     },
 }
 _MANAGED_SECTIONS: dict[str, str] = {
@@ -582,24 +603,27 @@ _MANAGED_SECTIONS: dict[str, str] = {
 }
 
 
-def _check_settings(settings: Settings, where: str) -> list[str]:
+def _check_settings(settings: Settings) -> Settings:
+    """Refuse what the deployment file says elsewhere; lines name `@section.key`."""
     errors: list[str] = []
     for section, values in settings.items():
         if section in _MANAGED_SECTIONS:
-            errors.append(f"{where}.{section}: cannot be set here ({_MANAGED_SECTIONS[section]})")
+            errors.append(f"@{section}: cannot be set here ({_MANAGED_SECTIONS[section]})")
             continue
         if section == "Cache" and "backend" in values:
-            errors.append(f"{where}.Cache.backend: cannot be set here (set the redis_cache table)")
+            errors.append("@Cache.backend: cannot be set here (set the redis_cache table)")
         for key, value in values.items():
             reason = _MANAGED_SETTINGS.get(section, {}).get(key)
             if reason:
-                errors.append(f"{where}.{section}.{key}: cannot be set here ({reason})")
+                errors.append(f"@{section}.{key}: cannot be set here ({reason})")
             elif isinstance(value, list) and not value:
                 errors.append(
-                    f"{where}.{section}.{key}: an empty list cannot be written to config.ini.php "
+                    f"@{section}.{key}: an empty list cannot be written to config.ini.php "
                     "(remove the key: Matomo keeps global.ini.php's default)"
                 )
-    return errors
+    if errors:
+        raise ValueError("\n".join(errors))
+    return settings
 
 
 class Deployment(_Model):
@@ -635,16 +659,26 @@ class Deployment(_Model):
     )
     roles: Roles = Field(default_factory=Roles)
 
+    @field_validator("settings")
+    @classmethod
+    def _unmanaged(cls, settings: Settings) -> Settings:
+        return _check_settings(settings)
+
+    @field_validator("plugins")
+    @classmethod
+    def _plugins(cls, plugins: list[Plugin]) -> list[Plugin]:
+        names = [p.name for p in plugins]
+        errors = [f"@[{i}].name: lists {n} a second time (keep one entry per plugin)" for i, n in enumerate(names) if n in names[:i]]
+        if "QueuedTracking" not in names:
+            errors.append("@: QueuedTracking is missing (add it: the ingestion and queue processor roles need it)")
+        if errors:
+            raise ValueError("\n".join(errors))
+        return plugins
+
     @model_validator(mode="after")
     def _whole(self) -> "Deployment":
-        errors = _check_settings(self.settings, "settings")
-        for role in Role:
-            errors += _check_settings(getattr(self.roles, role.value).settings, f"roles.{role.value}.settings")
-        names = [p.name for p in self.plugins]
-        if "QueuedTracking" not in names:
-            errors.append("plugins: QueuedTracking is missing (add it: the ingestion and queue processor roles need it)")
-        if len(set(names)) != len(names):
-            errors.append("plugins: a plugin is listed twice (keep one entry per plugin)")
+        # Checks across sections; they run once every field is valid on its own.
+        errors: list[str] = []
         if self.redis_cache is not None and self.redis.sentinel is None and (
             self.redis_cache.host, self.redis_cache.port, self.redis_cache.database
         ) == (self.redis.host, self.redis.port, self.redis.database):
@@ -664,6 +698,7 @@ class Deployment(_Model):
 
     @property
     def queued_tracking(self) -> Plugin:
+        # Present: the plugins validator refuses a list without it.
         return next(p for p in self.plugins if p.name == "QueuedTracking")
 
     def job_id(self, role: Role) -> str:

@@ -83,6 +83,8 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
+        # Templates ship inside the package and do not change while it runs.
+        auto_reload=False,
     )
     env.filters["hcl"] = _hcl.value
     env.filters["hcl_heredoc"] = _hcl.heredoc
