@@ -50,3 +50,87 @@ class OutputError(MatomoNomadError):
     """The rendered files could not be written where asked."""
 
     exit_code = 4
+
+
+class ClusterError(MatomoNomadError):
+    """Talking to the Nomad cluster failed. Subclasses say how; each has its own exit code."""
+
+    exit_code = 10
+
+
+class ClusterConfigError(ClusterError):
+    """The connection settings themselves are wrong (address, certificate pair)."""
+
+    exit_code = 11
+
+
+class ConnectError(ClusterError):
+    """Nothing answered at the address, or the connection broke."""
+
+    exit_code = 12
+
+
+class DnsError(ClusterError):
+    """The host name in the address does not resolve."""
+
+    exit_code = 13
+
+
+class ClusterTimeoutError(ClusterError):
+    """The server did not answer in time."""
+
+    exit_code = 14
+
+
+class TlsError(ClusterError):
+    """The TLS handshake or certificate verification failed."""
+
+    exit_code = 15
+
+
+class AccessDeniedError(ClusterError):
+    """401/403: the ACL token is missing, unknown or lacks a permission."""
+
+    exit_code = 16
+
+
+class NotFoundError(ClusterError):
+    """404 where something was expected to exist."""
+
+    exit_code = 17
+
+
+class RequestRejectedError(ClusterError):
+    """400: Nomad refused the request as invalid."""
+
+    exit_code = 18
+
+
+class ServerError(ClusterError):
+    """5xx from Nomad."""
+
+    exit_code = 19
+
+
+class ConflictError(ClusterError):
+    """Someone changed a job (or variable) between our read and our write."""
+
+    exit_code = 20
+
+
+class MalformedResponseError(ClusterError):
+    """The answer was not what Nomad sends (not JSON, a redirect, a wrong shape)."""
+
+    exit_code = 21
+
+
+class NotOwnedError(ClusterError):
+    """A job with our id exists but does not carry this deployment's mark."""
+
+    exit_code = 22
+
+
+class DeploymentFailedError(ClusterError):
+    """A job was registered but its Nomad deployment failed."""
+
+    exit_code = 23

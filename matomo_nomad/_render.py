@@ -7,7 +7,9 @@ in a nomad-pack); this module only hands them values that `_roles` decided and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any, Iterator
 
@@ -123,8 +125,18 @@ def job_hcl(job: RoleJob, config: str) -> str:
     )
 
 
+def job_hash(document: dict[str, Any]) -> str:
+    """A fingerprint of a rendered API job, stable across runs and Python versions."""
+    canonical = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
 def render_role(job: RoleJob) -> RenderedRole:
     config = config_template(job)
+    # The mark that says which deployment owns the job (status and destroy act only on
+    # marked jobs) and which rendering it is: a hash of everything else in the job.
+    mark = {"matomo_nomad_version": __version__, "matomo_nomad_hash": job_hash(_apijson.job(job, config))}
+    job = replace(job, meta={**job.meta, **mark})
     return RenderedRole(
         role=job.role,
         job_id=job.job_id,

@@ -1,0 +1,235 @@
+"""`matomo-nomad plan | run | status | destroy`: the cluster commands' flags and output.
+
+Connection flags mirror the nomad CLI's environment variables and override them.
+Exit codes: `plan` is 0 (no change), 1 (changes) or 255 (error), like `nomad job plan`;
+the other commands exit 0 on success and otherwise with the code of the failure's
+kind (see `_errors`: 10-23), the first failing job's when several fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, Any
+
+from ._errors import ClusterError
+
+PLAN_NO_CHANGE, PLAN_CHANGES, PLAN_ERROR = 0, 1, 255
+
+
+def add_commands(commands: Any, load: Any) -> None:
+    """Register the cluster sub-commands on the CLI's sub-parser collection."""
+    for name, help_text in (
+        ("plan", "show what would change on the cluster, per job (exit 0 none, 1 changes, 255 error)"),
+        ("run", "plan, register each changed job, then wait for its deployment"),
+        ("status", "each role's job: status, version, deployment health, allocations"),
+        ("destroy", "stop this deployment's jobs (only jobs carrying its mark)"),
+    ):
+        parser = commands.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("file", nargs="?", type=Path, help="deployment file; default: the built-in example")
+        _connection_flags(parser)
+        if name in ("plan", "status"):
+            parser.add_argument("--output", choices=("text", "json"), default="text", help="json for CI")
+        if name == "run":
+            parser.add_argument("--detach", action="store_true", help="register and return; do not wait for deployments")
+            parser.add_argument("--adopt", action="store_true", help="take over existing jobs with the same ids that lack this deployment's mark")
+            parser.add_argument("--watch-timeout", type=float, default=3600.0, metavar="SECONDS", help="give up waiting after this long (default 3600)")
+        if name == "destroy":
+            parser.add_argument("--purge", action="store_true", help="remove the jobs from Nomad's state entirely")
+        parser.set_defaults(handler=_HANDLERS[name], load=load)
+
+
+def _connection_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection (default: the NOMAD_* environment variables)")
+    group.add_argument("--address", help="NOMAD_ADDR")
+    group.add_argument("--token", help="NOMAD_TOKEN (prefer the variable: flags show in process lists)")
+    group.add_argument("--namespace", help="NOMAD_NAMESPACE; a namespace in the deployment file wins over the variable")
+    group.add_argument("--region", help="NOMAD_REGION")
+    group.add_argument("--ca-cert", help="NOMAD_CACERT")
+    group.add_argument("--ca-path", help="NOMAD_CAPATH")
+    group.add_argument("--client-cert", help="NOMAD_CLIENT_CERT")
+    group.add_argument("--client-key", help="NOMAD_CLIENT_KEY")
+    group.add_argument("--tls-server-name", help="NOMAD_TLS_SERVER_NAME")
+    group.add_argument("--tls-skip-verify", action="store_true", default=None, help="NOMAD_SKIP_VERIFY (insecure)")
+
+
+def _cluster_and_deployment(args: argparse.Namespace) -> tuple[Any, Any]:
+    from ._cluster import Cluster
+
+    deployment = args.load(args.file)
+    if args.namespace:
+        deployment = deployment.model_copy(update={"namespace": args.namespace})
+    if args.region:
+        deployment = deployment.model_copy(update={"region": args.region})
+    cluster = Cluster.from_env(
+        address=args.address,
+        token=args.token,
+        namespace=args.namespace,
+        region=args.region,
+        ca_cert=args.ca_cert,
+        ca_path=args.ca_path,
+        client_cert=args.client_cert,
+        client_key=args.client_key,
+        tls_server_name=args.tls_server_name,
+        skip_verify=args.tls_skip_verify,
+    )
+    return cluster, deployment
+
+
+# --- plan ------------------------------------------------------------------------------
+
+
+def _plan(args: argparse.Namespace) -> int:
+    try:
+        cluster, deployment = _cluster_and_deployment(args)
+        plan = cluster.plan(deployment)
+    except ClusterError as error:
+        sys.stderr.write(f"{error}\n")
+        return PLAN_ERROR
+    if args.output == "json":
+        sys.stdout.write(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        write_plan(plan, sys.stdout)
+    return PLAN_CHANGES if plan.changed else PLAN_NO_CHANGE
+
+
+def write_plan(plan: Any, out: IO[str]) -> None:
+    sign = {"create": "+", "update": "~", "none": " "}
+    for job in plan.jobs:
+        label = {"create": "new job", "update": "changes", "none": "no change"}[job.change]
+        out.write(f"{sign[job.change]} job {job.job_id} ({label})\n")
+        if not job.owned:
+            out.write("    ! exists without this deployment's mark: run refuses it unless --adopt\n")
+        for change in job.changes:
+            mark = {"added": "+", "deleted": "-", "edited": "~"}.get(change.kind, "~")
+            if change.kind == "edited":
+                out.write(f"    {mark} {change.path}: {change.old!r} => {change.new!r}\n")
+            else:
+                out.write(f"    {mark} {change.path}: {(change.new if change.kind == 'added' else change.old)!r}\n")
+        if job.template_diff:
+            out.write("    ~ config.ini.php template:\n")
+            for line in job.template_diff:
+                out.write(f"        {line}\n")
+        for group in job.groups:
+            out.write(f"    scheduler: {group.summary()}\n")
+        for failure in job.placement_failures:
+            out.write(f"    ! {failure}\n")
+        for warning in job.warnings:
+            out.write(f"    warning: {warning}\n")
+        if job.next_periodic_launch:
+            out.write(f"    next launch: {job.next_periodic_launch}\n")
+    changed = sum(job.changed for job in plan.jobs)
+    out.write(f"\n{changed} of {len(plan.jobs)} job(s) would change in namespace {plan.namespace}.\n")
+
+
+# --- run -------------------------------------------------------------------------------
+
+
+class _Progress:
+    """Deployment progress: rewritten in place on a terminal, one line per change otherwise."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.lines: dict[str, str] = {}
+        self.shown = 0
+
+    def __call__(self, progress: Any) -> None:
+        # Called from one thread per job.
+        with _LOCK:
+            self.lines[progress.job_id] = progress.line()
+            if not self.tty:
+                self.out.write(progress.line() + "\n")
+            else:
+                # Move up over the block drawn last time, then redraw every job's line.
+                if self.shown:
+                    self.out.write(f"\x1b[{self.shown}F")
+                for line in self.lines.values():
+                    self.out.write("\x1b[2K" + line + "\n")
+                self.shown = len(self.lines)
+            self.out.flush()
+
+
+_LOCK = threading.Lock()
+
+
+def _run(args: argparse.Namespace) -> int:
+    cluster, deployment = _cluster_and_deployment(args)
+    result = cluster.run(
+        deployment, detach=args.detach, adopt=args.adopt, on_progress=_Progress(sys.stderr),
+        watch_timeout=args.watch_timeout,
+    )
+    for job in result.jobs:
+        if job.error is not None:
+            sys.stderr.write(f"{job.job_id}: FAILED: {job.failure}\n")
+            continue
+        text = f"{job.job_id}: {job.outcome}"
+        if job.outcome == "registered":
+            text += f" (job modify index {job.job_modify_index}" + (f", evaluation {job.eval_id[:8]})" if job.eval_id else ")")
+        if job.deployment is not None:
+            text += f"; deployment {job.deployment.status}"
+        if job.next_periodic_launch:
+            text += f"; next launch {job.next_periodic_launch}"
+        sys.stdout.write(text + "\n")
+    error = result.first_error()
+    return 0 if error is None else error.exit_code
+
+
+# --- status ----------------------------------------------------------------------------
+
+
+def _status(args: argparse.Namespace) -> int:
+    cluster, deployment = _cluster_and_deployment(args)
+    statuses = cluster.status(deployment)
+    if args.output == "json":
+        rows = []
+        for status in statuses:
+            row = asdict(status)
+            row["role"] = status.role.value
+            rows.append(row)
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    for s in statuses:
+        if not s.exists:
+            sys.stdout.write(f"{s.job_id}: not registered\n")
+            continue
+        if not s.owned:
+            sys.stdout.write(f"{s.job_id}: exists ({s.status}) but not registered by this deployment\n")
+            continue
+        sync = "in sync with the deployment file" if s.in_sync else "differs from the deployment file (run `plan`)"
+        allocs = ", ".join(f"{n} {state}" for state, n in s.allocations.items()) or "no allocations"
+        line = f"{s.job_id}: {s.status}{' (stopped)' if s.stopped else ''}, version {s.version}, {sync}; {allocs}"
+        if s.deployment is not None:
+            line += f"; last deployment {s.deployment.status} " + ", ".join(
+                f"{g.group} {g.healthy}/{g.placed}/{g.desired}" for g in s.deployment.groups
+            )
+        sys.stdout.write(line + "\n")
+    return 0
+
+
+# --- destroy ---------------------------------------------------------------------------
+
+
+def _destroy(args: argparse.Namespace) -> int:
+    cluster, deployment = _cluster_and_deployment(args)
+    refused = []
+    for result in cluster.destroy(deployment, purge=args.purge):
+        if result.outcome == "refused":
+            refused.append(result.job_id)
+            sys.stderr.write(
+                f"{result.job_id}: exists but does not carry deployment {deployment.name!r}'s mark; not touching it\n"
+            )
+        else:
+            sys.stdout.write(f"{result.job_id}: {result.outcome}\n")
+    if refused:
+        from ._errors import NotOwnedError
+
+        return NotOwnedError.exit_code
+    return 0
+
+
+_HANDLERS = {"plan": _plan, "run": _run, "status": _status, "destroy": _destroy}

@@ -1,0 +1,566 @@
+"""The four jobs on a cluster: plan, run (register and watch), status, destroy.
+
+The last stage of the flow: it takes rendered jobs and calls Nomad, and never decides
+what a job contains. Roles are independent jobs, so every operation runs them
+concurrently. Each job carries this deployment's mark (meta matomo_nomad_deployment
+and matomo_nomad_role); status and destroy act only on jobs that carry it, and run
+refuses to overwrite a job that does not, unless told to adopt it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from ._errors import ClusterError, DeploymentFailedError, NotFoundError, NotOwnedError
+from ._model import Deployment, Role
+from ._nomad_api import ConnectionSettings, NomadClient
+from ._render import RenderedRole, render
+
+T = TypeVar("T")
+TERMINAL_DEPLOYMENT = {"successful", "failed", "cancelled"}
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One changed field of a job, as a path through Nomad's plan Diff."""
+
+    path: str
+    kind: str  # "added" | "deleted" | "edited"
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class GroupChanges:
+    """What the scheduler would do to one task group (plan Annotations)."""
+
+    group: str
+    place: int = 0
+    in_place: int = 0
+    destructive: int = 0
+    canary: int = 0
+    stop: int = 0
+    migrate: int = 0
+    ignore: int = 0
+
+    def summary(self) -> str:
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (self.place, "to place"),
+                (self.in_place, "in-place update(s)"),
+                (self.destructive, "destructive update(s)"),
+                (self.canary, "canary(ies)"),
+                (self.stop, "to stop"),
+                (self.migrate, "to migrate"),
+                (self.ignore, "unchanged"),
+            )
+            if n
+        ]
+        return f"{self.group}: " + (", ".join(parts) if parts else "nothing to do")
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    role: Role
+    job_id: str
+    change: str  # "create" | "update" | "none"
+    exists: bool
+    owned: bool
+    job_modify_index: int
+    changes: list[FieldChange] = field(default_factory=list)
+    template_diff: list[str] = field(default_factory=list)
+    groups: list[GroupChanges] = field(default_factory=list)
+    placement_failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    next_periodic_launch: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.change != "none"
+
+
+@dataclass(frozen=True)
+class Plan:
+    deployment: str
+    namespace: str
+    jobs: list[JobPlan]
+
+    @property
+    def changed(self) -> bool:
+        return any(job.changed for job in self.jobs)
+
+    def to_dict(self) -> dict[str, Any]:
+        document = asdict(self)
+        for job in document["jobs"]:
+            job["role"] = job["role"].value
+        return document
+
+
+@dataclass(frozen=True)
+class GroupProgress:
+    group: str
+    desired: int
+    placed: int
+    healthy: int
+    unhealthy: int
+
+
+@dataclass(frozen=True)
+class DeploymentProgress:
+    job_id: str
+    deployment_id: str
+    status: str
+    description: str
+    groups: list[GroupProgress]
+
+    def line(self) -> str:
+        groups = ", ".join(f"{g.group} {g.healthy}/{g.placed}/{g.desired}" for g in self.groups)
+        return f"{self.job_id}: {self.status} ({groups} healthy/placed/desired)"
+
+
+@dataclass(frozen=True)
+class JobRun:
+    role: Role
+    job_id: str
+    outcome: str  # "registered" | "unchanged" | "failed"
+    job_modify_index: int = 0
+    eval_id: str = ""
+    deployment: DeploymentProgress | None = None
+    next_periodic_launch: str | None = None
+    failure: str | None = None
+    error: ClusterError | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    plan: Plan
+    jobs: list[JobRun]
+
+    @property
+    def ok(self) -> bool:
+        return all(job.error is None for job in self.jobs)
+
+    def first_error(self) -> ClusterError | None:
+        return next((job.error for job in self.jobs if job.error is not None), None)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    role: Role
+    job_id: str
+    exists: bool
+    owned: bool
+    status: str = "absent"
+    version: int | None = None
+    stopped: bool = False
+    in_sync: bool | None = None
+    deployment: DeploymentProgress | None = None
+    allocations: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobDestroy:
+    role: Role
+    job_id: str
+    outcome: str  # "stopped" | "purged" | "absent" | "refused"
+    eval_id: str = ""
+
+
+# --- the cluster ---------------------------------------------------------------------
+
+
+class Cluster:
+    """Operations on a Nomad cluster for one deployment's jobs.
+
+    >>> cluster = Cluster.from_env()
+    >>> plan = cluster.plan(deployment)
+    """
+
+    def __init__(self, client: NomadClient) -> None:
+        self.client = client
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "Cluster":
+        """Connect like the nomad CLI: NOMAD_* variables, overridden by keyword arguments."""
+        return cls(NomadClient(ConnectionSettings.from_env(**overrides)))
+
+    # -- targets ------------------------------------------------------------------
+
+    def target(self, deployment: Deployment) -> Deployment:
+        """The deployment as it will be submitted: a namespace or region written in the
+        deployment file wins; where the file leaves them out, NOMAD_NAMESPACE and
+        NOMAD_REGION apply, as they do for the nomad CLI."""
+        update: dict[str, str] = {}
+        settings = self.client.settings
+        if "namespace" not in deployment.model_fields_set and settings.namespace:
+            update["namespace"] = settings.namespace
+        if "region" not in deployment.model_fields_set and settings.region:
+            update["region"] = settings.region
+        return deployment.model_copy(update=update) if update else deployment
+
+    # -- plan ---------------------------------------------------------------------
+
+    def plan(self, deployment: Deployment) -> Plan:
+        """What registering the rendered jobs would change, job by job."""
+        return self._plan(self.target(deployment))[0]
+
+    def _plan(self, target: Deployment) -> tuple[Plan, dict[Role, RenderedRole]]:
+        rendered = {r.role: r for r in render(target)}
+        jobs = _concurrently(lambda r: self._plan_job(target, r), list(rendered.values()))
+        return Plan(target.name, target.namespace, jobs), rendered
+
+    def _plan_job(self, deployment: Deployment, rendered: RenderedRole) -> JobPlan:
+        ns = deployment.namespace
+        current = self._current(rendered.job_id, ns)
+        reply = self.client.post(
+            "job", rendered.job_id, "plan", namespace=ns, body={"Job": rendered.job, "Diff": True, "PolicyOverride": False}
+        ).data
+        if not isinstance(reply, dict):
+            from ._errors import MalformedResponseError
+
+            raise MalformedResponseError(f"POST /v1/job/{rendered.job_id}/plan: the answer is not a plan object")
+        diff = reply.get("Diff") or {}
+        kind = (diff.get("Type") or "None").lower()
+        change = "create" if current is None else ("none" if kind == "none" else "update")
+        changes, template_diff = _flatten_diff(diff) if change == "update" else ([], [])
+        launch = reply.get("NextPeriodicLaunch")
+        return JobPlan(
+            role=rendered.role,
+            job_id=rendered.job_id,
+            change=change,
+            exists=current is not None,
+            owned=current is None or _owned(current, deployment, rendered.role),
+            job_modify_index=int(reply.get("JobModifyIndex") or 0),
+            changes=changes,
+            template_diff=template_diff,
+            groups=_group_changes(reply.get("Annotations")),
+            placement_failures=_placement_failures(reply.get("FailedTGAllocs")),
+            warnings=[w for w in (reply.get("Warnings") or "").split("\n") if w.strip()],
+            next_periodic_launch=launch if launch and not str(launch).startswith("0001-") else None,
+        )
+
+    def _current(self, job_id: str, namespace: str) -> dict[str, Any] | None:
+        try:
+            return self.client.get("job", job_id, namespace=namespace).data
+        except NotFoundError:
+            return None
+
+    # -- run ----------------------------------------------------------------------
+
+    def run(
+        self,
+        deployment: Deployment,
+        *,
+        detach: bool = False,
+        adopt: bool = False,
+        on_progress: Callable[[DeploymentProgress], None] | None = None,
+        watch_timeout: float = 3600.0,
+    ) -> RunResult:
+        """Plan, register each changed job (check-index), then wait for its deployment."""
+        target = self.target(deployment)
+        plan, rendered = self._plan(target)
+
+        def one(job_plan: JobPlan) -> JobRun:
+            try:
+                return self._run_job(target, rendered[job_plan.role], job_plan, detach, adopt, on_progress, watch_timeout)
+            except ClusterError as error:
+                return JobRun(job_plan.role, job_plan.job_id, "failed", failure=str(error), error=error)
+
+        return RunResult(plan, _concurrently(one, plan.jobs))
+
+    def _run_job(
+        self,
+        deployment: Deployment,
+        rendered: RenderedRole,
+        job_plan: JobPlan,
+        detach: bool,
+        adopt: bool,
+        on_progress: Callable[[DeploymentProgress], None] | None,
+        watch_timeout: float,
+    ) -> JobRun:
+        ns = deployment.namespace
+        if not job_plan.owned and not adopt:
+            raise NotOwnedError(
+                f"{job_plan.job_id}: a job with this id exists but was not registered by deployment "
+                f"{deployment.name!r} (no matching meta); not overwriting it (run with --adopt to take it over)"
+            )
+        if not job_plan.changed:
+            return JobRun(rendered.role, rendered.job_id, "unchanged", job_plan.job_modify_index,
+                          next_periodic_launch=job_plan.next_periodic_launch)
+        reply = self.client.post(
+            "jobs",
+            namespace=ns,
+            body={
+                "Job": rendered.job,
+                # The UI shows this source for the job version.
+                "Submission": {"Source": rendered.hcl, "Format": "hcl2", "VariableFlags": {}, "Variables": ""},
+                # `nomad job run -check-index`: refuse if the job changed since the plan.
+                "EnforceIndex": True,
+                "JobModifyIndex": job_plan.job_modify_index,
+                "PolicyOverride": False,
+                "PreserveCounts": False,
+            },
+        ).data or {}
+        modify_index = int(reply.get("JobModifyIndex") or 0)
+        eval_id = str(reply.get("EvalID") or "")
+        result = JobRun(rendered.role, rendered.job_id, "registered", modify_index, eval_id,
+                        next_periodic_launch=job_plan.next_periodic_launch)
+        if detach or rendered.job["Type"] != "service" or not _has_deployments(rendered.job):
+            return result
+        progress = self._watch(rendered.job_id, ns, modify_index, on_progress, watch_timeout)
+        if progress.status != "successful":
+            why = self._failure_reasons(rendered.job_id, ns, progress)
+            error = DeploymentFailedError(
+                f"{rendered.job_id}: deployment {progress.deployment_id[:8]} {progress.status}: "
+                f"{progress.description}" + (f"; {why}" if why else "")
+            )
+            return JobRun(rendered.role, rendered.job_id, "failed", modify_index, eval_id, progress,
+                          failure=str(error), error=error)
+        return JobRun(rendered.role, rendered.job_id, "registered", modify_index, eval_id, progress)
+
+    def _watch(
+        self,
+        job_id: str,
+        namespace: str,
+        modify_index: int,
+        on_progress: Callable[[DeploymentProgress], None] | None,
+        watch_timeout: float,
+    ) -> DeploymentProgress:
+        """Follow the deployment of the version just registered, with blocking queries."""
+        deadline = time.monotonic() + watch_timeout
+        version = (self.client.get("job", job_id, namespace=namespace).data or {}).get("Version")
+        index = modify_index
+        deployment: dict[str, Any] | None = None
+        # The deployment for our version appears once the scheduler has processed the eval.
+        while deployment is None or deployment.get("JobVersion") != version:
+            reply = self.client.get("job", job_id, "deployment", namespace=namespace, wait_index=index,
+                                    wait=_wait(deadline))
+            deployment, index = reply.data, max(index, reply.index)
+            _check_deadline(deadline, job_id)
+        last: DeploymentProgress | None = None
+        index = 0
+        while True:
+            reply = self.client.get("deployment", str(deployment["ID"]), namespace=namespace, wait_index=index,
+                                    wait=_wait(deadline))
+            index = max(index, reply.index)
+            progress = _progress(job_id, reply.data)
+            if on_progress is not None and progress != last:
+                on_progress(progress)
+            last = progress
+            if progress.status in TERMINAL_DEPLOYMENT:
+                return progress
+            _check_deadline(deadline, job_id)
+
+    def _failure_reasons(self, job_id: str, namespace: str, progress: DeploymentProgress) -> str:
+        allocations = self.client.get("job", job_id, "allocations", namespace=namespace).data or []
+        reasons: list[str] = []
+        for alloc in allocations:
+            healthy = (alloc.get("DeploymentStatus") or {}).get("Healthy")
+            if alloc.get("ClientStatus") != "failed" and healthy is not False:
+                continue
+            for task, state in (alloc.get("TaskStates") or {}).items():
+                events = [e for e in state.get("Events") or [] if e.get("DisplayMessage")]
+                if events:
+                    last = events[-1]
+                    reasons.append(f"alloc {str(alloc.get('ID'))[:8]} task {task}: {last.get('Type')}: {last['DisplayMessage']}")
+        unique = list(dict.fromkeys(reasons))
+        return "; ".join(unique[:3]) + (f" (+{len(unique) - 3} more)" if len(unique) > 3 else "")
+
+    # -- status -------------------------------------------------------------------
+
+    def status(self, deployment: Deployment) -> list[JobStatus]:
+        target = self.target(deployment)
+        return _concurrently(lambda r: self._status_job(target, r), list(render(target)))
+
+    def _status_job(self, deployment: Deployment, rendered: RenderedRole) -> JobStatus:
+        ns = deployment.namespace
+        job = self._current(rendered.job_id, ns)
+        if job is None:
+            return JobStatus(rendered.role, rendered.job_id, exists=False, owned=False)
+        if not _owned(job, deployment, rendered.role):
+            return JobStatus(rendered.role, rendered.job_id, exists=True, owned=False, status=str(job.get("Status")))
+        latest = self.client.get("job", rendered.job_id, "deployment", namespace=ns).data
+        allocations = self.client.get("job", rendered.job_id, "allocations", namespace=ns).data or []
+        counts: dict[str, int] = {}
+        for alloc in allocations:
+            status = str(alloc.get("ClientStatus"))
+            counts[status] = counts.get(status, 0) + 1
+        running_hash = (job.get("Meta") or {}).get("matomo_nomad_hash")
+        return JobStatus(
+            rendered.role,
+            rendered.job_id,
+            exists=True,
+            owned=True,
+            status=str(job.get("Status")),
+            version=job.get("Version"),
+            stopped=bool(job.get("Stop")),
+            in_sync=running_hash == rendered.job["Meta"]["matomo_nomad_hash"],
+            deployment=_progress(rendered.job_id, latest) if latest else None,
+            allocations=dict(sorted(counts.items())),
+        )
+
+    # -- destroy ------------------------------------------------------------------
+
+    def destroy(self, deployment: Deployment, *, purge: bool = False) -> list[JobDestroy]:
+        """Stop (or purge) each of this deployment's jobs; jobs without its mark are refused."""
+        target = self.target(deployment)
+        return _concurrently(lambda r: self._destroy_job(target, r, purge), list(render(target)))
+
+    def _destroy_job(self, deployment: Deployment, rendered: RenderedRole, purge: bool) -> JobDestroy:
+        ns = deployment.namespace
+        job = self._current(rendered.job_id, ns)
+        if job is None:
+            return JobDestroy(rendered.role, rendered.job_id, "absent")
+        if not _owned(job, deployment, rendered.role):
+            return JobDestroy(rendered.role, rendered.job_id, "refused")
+        reply = self.client.delete("job", rendered.job_id, namespace=ns, params={"purge": "true" if purge else "false"}).data or {}
+        return JobDestroy(rendered.role, rendered.job_id, "purged" if purge else "stopped", str(reply.get("EvalID") or ""))
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _concurrently(function: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+    """`function` over `items` in parallel threads (one per role), results in input order.
+    The first exception is re-raised after all have finished."""
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        futures = [pool.submit(function, item) for item in items]
+        results: list[T] = []
+        error: BaseException | None = None
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others
+                error = error or exc
+    if error is not None:
+        raise error
+    return results
+
+
+def _owned(job: dict[str, Any], deployment: Deployment, role: Role) -> bool:
+    meta = job.get("Meta") or {}
+    return meta.get("matomo_nomad_deployment") == deployment.name and meta.get("matomo_nomad_role") == role.value
+
+
+def _has_deployments(job: dict[str, Any]) -> bool:
+    # Nomad creates a deployment for a service group with an update block and
+    # max_parallel > 0; a count of 0 places nothing to watch.
+    return any(
+        (group.get("Update") or {}).get("MaxParallel", 0) > 0 and group.get("Count", 0) > 0
+        for group in job.get("TaskGroups") or []
+    )
+
+
+def _wait(deadline: float) -> float:
+    return max(1.0, min(30.0, deadline - time.monotonic()))
+
+
+def _check_deadline(deadline: float, job_id: str) -> None:
+    if time.monotonic() > deadline:
+        from ._errors import ClusterTimeoutError
+
+        raise ClusterTimeoutError(
+            f"{job_id}: still deploying when the watch timed out; the job is registered, "
+            "follow it with `matomo-nomad status` or in the Nomad UI"
+        )
+
+
+def _progress(job_id: str, deployment: dict[str, Any]) -> DeploymentProgress:
+    groups = [
+        GroupProgress(
+            name,
+            int(state.get("DesiredTotal") or 0),
+            int(state.get("PlacedAllocs") or 0),
+            int(state.get("HealthyAllocs") or 0),
+            int(state.get("UnhealthyAllocs") or 0),
+        )
+        for name, state in sorted((deployment.get("TaskGroups") or {}).items())
+    ]
+    return DeploymentProgress(
+        job_id, str(deployment.get("ID") or ""), str(deployment.get("Status") or "unknown"),
+        str(deployment.get("StatusDescription") or ""), groups,
+    )
+
+
+def _group_changes(annotations: dict[str, Any] | None) -> list[GroupChanges]:
+    updates = (annotations or {}).get("DesiredTGUpdates") or {}
+    return [
+        GroupChanges(
+            group,
+            place=int(u.get("Place") or 0),
+            in_place=int(u.get("InPlaceUpdate") or 0),
+            destructive=int(u.get("DestructiveUpdate") or 0),
+            canary=int(u.get("Canary") or 0),
+            stop=int(u.get("Stop") or 0),
+            migrate=int(u.get("Migrate") or 0),
+            ignore=int(u.get("Ignore") or 0),
+        )
+        for group, u in sorted(updates.items())
+    ]
+
+
+def _placement_failures(failed: dict[str, Any] | None) -> list[str]:
+    """FailedTGAllocs in words: why the scheduler could not place a group."""
+    lines: list[str] = []
+    for group, metric in sorted((failed or {}).items()):
+        parts = [f"{metric.get('NodesEvaluated', 0)} node(s) evaluated"]
+        if metric.get("NodesAvailable"):
+            available = ", ".join(f"{dc}: {n}" for dc, n in sorted(metric["NodesAvailable"].items()))
+            parts.append(f"available per datacenter: {available}")
+        for key, label in (("ConstraintFiltered", "filtered by constraint"), ("ClassFiltered", "filtered by node class"),
+                           ("DimensionExhausted", "resources exhausted"), ("QuotaExhausted", "quota exhausted")):
+            values = metric.get(key)
+            if isinstance(values, dict) and values:
+                parts.append(f"{label}: " + ", ".join(f"{k} ({v})" for k, v in sorted(values.items())))
+            elif isinstance(values, list) and values:
+                parts.append(f"{label}: " + ", ".join(map(str, values)))
+        if metric.get("NodesFiltered") and "ConstraintFiltered" not in metric:
+            parts.append(f"{metric['NodesFiltered']} node(s) filtered")
+        if metric.get("CoalescedFailures"):
+            parts.append(f"{metric['CoalescedFailures']} more allocation(s) failed the same way")
+        lines.append(f"group {group} cannot be placed: " + "; ".join(parts))
+    return lines
+
+
+def _flatten_diff(diff: dict[str, Any]) -> tuple[list[FieldChange], list[str]]:
+    """Nomad's nested plan Diff as flat field changes; the config template as a line diff."""
+    changes: list[FieldChange] = []
+    template: list[str] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        for f in node.get("Fields") or []:
+            kind = str(f.get("Type", "")).lower()
+            if kind in ("", "none"):
+                continue
+            name = f"{path}.{f.get('Name')}" if path else str(f.get("Name"))
+            if f.get("Name") == "EmbeddedTmpl":
+                template.extend(
+                    difflib.unified_diff(
+                        (f.get("Old") or "").splitlines(), (f.get("New") or "").splitlines(),
+                        "running", "rendered", lineterm="",
+                    )
+                )
+                continue
+            changes.append(FieldChange(name, kind, f.get("Old") or None, f.get("New") or None))
+        for o in node.get("Objects") or []:
+            if str(o.get("Type", "")).lower() != "none":
+                walk(o, f"{path}.{o.get('Name')}" if path else str(o.get("Name")))
+        for group in node.get("TaskGroups") or []:
+            if str(group.get("Type", "")).lower() != "none":
+                walk(group, f"group[{group.get('Name')}]")
+        for task in node.get("Tasks") or []:
+            if str(task.get("Type", "")).lower() != "none":
+                walk(task, f"{path}.task[{task.get('Name')}]")
+
+    walk(diff, "")
+    return changes, template
