@@ -299,6 +299,63 @@ def _default_plugins() -> list[Plugin]:
     return [Plugin(name="QueuedTracking", version="5.2.0"), Plugin(name="SecurityInfo", version="5.0.0")]
 
 
+# --- the image (`matomo-nomad image`) ------------------------------------------------
+
+# URLs end up in a shell script (quoted there too): a character set without quotes,
+# `$`, backticks, `;`, spaces or control characters keeps them harmless even to a
+# careless copy, and catches pasting mistakes. `&`, `?` and `=` stay: query strings.
+_URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/%+=&?,@:-]*)?$"
+DownloadUrl = _matching(
+    _URL_PATTERN,
+    "must be an http(s) URL of letters, digits and - . _ ~ / % + = & ? , @ : only "
+    "(no quotes, spaces, $, `, ; or other shell characters)",
+)
+Sha256 = _matching(r"^[a-f0-9]{64}$", "must be 64 lowercase hex digits")
+
+
+class GeoIP(_Model):
+    url: DownloadUrl = Field(
+        description="Download URL of the gzip-compressed .mmdb, e.g. DB-IP's free city database "
+        "https://download.db-ip.com/free/dbip-city-lite-YYYY-MM.mmdb.gz (CC BY 4.0: credit DB-IP).",
+    )
+    sha256: Sha256 | None = Field(
+        None,
+        description="SHA-256 of the downloaded .mmdb.gz, checked before anything is unpacked. "
+        "Strongly recommended: without it the build says so loudly and prints the sum to pin.",
+    )
+    file: _matching(
+        r"^[A-Za-z0-9][A-Za-z0-9._-]{0,90}\.mmdb$", "must be a file name ending in .mmdb, such as DBIP-City.mmdb"
+    ) = Field(
+        "DBIP-City.mmdb",
+        description="File name in Matomo's misc/ directory. Matomo only looks for names it knows: "
+        "DBIP-City.mmdb is the one for a DB-IP city database.",
+    )
+
+
+def _variant(value: str) -> str:
+    if value.startswith("fpm"):
+        raise ValueError(
+            "is an fpm variant, which runs php-fpm without a web server, but admin and ingestion "
+            "run the image's apache2-foreground (use 'apache')"
+        )
+    if value != "apache":
+        raise ValueError("is not a variant of the official matomo image that can serve Matomo (use 'apache')")
+    return value
+
+
+class ImageBuild(_Model):
+    variant: Annotated[str, AfterValidator(_variant), WithJsonSchema({"type": "string", "enum": ["apache"]})] = Field(
+        "apache",
+        description="Variant of the official image to build FROM (matomo:<matomo.version>-<variant>). "
+        "Only 'apache' serves Matomo itself; the fpm variants are refused.",
+    )
+    geoip: GeoIP | None = Field(
+        None,
+        description="GeoIP database baked into misc/. Unset: none, and Matomo guesses a visitor's "
+        "country from the browser language.",
+    )
+
+
 _VAR_PATH_RE = re.compile(r"^[a-zA-Z0-9\-_~/]{1,128}$")
 
 
@@ -658,6 +715,11 @@ class Deployment(_Model):
         "[settings.General] login_allow_logme = 0.",
     )
     roles: Roles = Field(default_factory=Roles)
+    image: ImageBuild = Field(
+        default_factory=ImageBuild,
+        description="How `matomo-nomad image` builds matomo.image: the official image's variant and "
+        "the GeoIP database (the plugins are the plugins list).",
+    )
 
     @field_validator("settings")
     @classmethod
