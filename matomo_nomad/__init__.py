@@ -9,6 +9,7 @@ Everything not listed in `__all__` is private and may change.
 """
 
 from ._errors import DeploymentError, DeploymentFileError, MatomoNomadError, OutputError, Problem
+from ._image import image_context
 from ._loading import example_path, load_deployment, parse_deployment
 from ._model import Deployment, Role
 from ._render import RenderedRole, Rendering, render
@@ -26,6 +27,7 @@ __all__ = [
     "Role",
     "__version__",
     "example_path",
+    "image_context",
     "load_deployment",
     "parse_deployment",
     "render",
