@@ -1,4 +1,4 @@
-"""`matomo-nomad` / `python -m matomo_nomad`: render, validate, schema.
+"""`matomo-nomad` / `python -m matomo_nomad`: render, validate, schema, image.
 
 Exit codes: 0 success; 2 the deployment file is unreadable or invalid (one line per
 problem); 4 the output could not be written; 64 the command line itself is wrong;
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"matomo-nomad {__version__}")
     # Not required=True: argparse would then complain about the missing command before
     # naming an unknown option such as `--bogus`; main() asks for the command itself.
-    commands = parser.add_subparsers(dest="command", metavar="{render,validate,schema}", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="{render,validate,schema,image}", parser_class=_Parser)
 
     render = commands.add_parser(
         "render",
@@ -61,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("file", nargs="?", type=Path, help="deployment file; default: the built-in example")
 
     commands.add_parser("schema", help="print the deployment file's JSON Schema (for editors)")
+
+    image = commands.add_parser(
+        "image",
+        help="print or write the Docker build context of the image the jobs run",
+        description="Dockerfile, Makefile, fetch.sh and entrypoint.sh for matomo.image. Without --out, "
+        "prints them, each after a '# ---- <file name> ----' line. Without FILE, the built-in example.",
+    )
+    image.add_argument("file", nargs="?", type=Path, help="deployment file (.toml, .yaml, .json)")
+    image.add_argument("--out", type=Path, help="write the build context here (then: make -C DIR build push)")
     return parser
 
 
@@ -127,12 +136,28 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image(args: argparse.Namespace) -> int:
+    from ._image import image_context
+
+    files = image_context(_load(args.file))
+    if args.out is not None:
+        from ._output import write_files
+
+        for path in write_files(files, args.out):
+            print(path)
+        return 0
+    for index, (name, text) in enumerate(files.items()):
+        # '#' starts a comment in all four files, so each part stays valid on its own.
+        sys.stdout.write(("\n" if index else "") + f"# ---- {name} ----\n" + text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: render, validate or schema")
-    command = {"render": _render, "validate": _validate, "schema": _schema}[args.command]
+        parser.error("choose a command: render, validate, schema or image")
+    command = {"render": _render, "validate": _validate, "schema": _schema, "image": _image}[args.command]
     try:
         return command(args)
     except MatomoNomadError as error:

@@ -373,6 +373,15 @@ def test_console_script(built: Built) -> None:
     assert version.startswith("matomo-nomad "), version
 
 
+def test_image_build_context(built: Built) -> None:
+    # The image templates ship too: the installed package writes the same context.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    source = _run([sys.executable, "-m", PACKAGE, "image"], cwd=built.source, env=env)
+    installed = _run([built.venv / "bin" / "matomo-nomad", "image"], cwd=built.empty_cwd, env=built.env)
+    assert installed == source
+    assert "# ---- Dockerfile ----\n" in installed and "\nFROM matomo:" in installed
+
+
 def test_yaml_deployment(built: Built) -> None:
     # pyyaml is imported only for YAML files: this is what proves the wheel declares it.
     (built.empty_cwd / "deploy.yaml").write_text(
@@ -397,7 +406,7 @@ def test_wheel_contents(built: Built) -> None:
             if n.endswith(".dist-info/entry_points.txt")
         )
     package = built.source / PACKAGE
-    for pattern in ("templates/*.tpl", "examples/*.toml", "py.typed", "*.py"):
+    for pattern in ("templates/*.tpl", "templates/image/*.tpl", "examples/*.toml", "py.typed", "*.py"):
         expected = {
             f"{PACKAGE}/{p.relative_to(package).as_posix()}"
             for p in package.glob(pattern)
@@ -421,7 +430,7 @@ def test_sdist_contents(built: Built) -> None:
     assert len(tops) == 1, sorted(tops)
     (top,) = tops
     package = built.source / PACKAGE
-    for pattern in ("templates/*.tpl", "examples/*.toml", "py.typed"):
+    for pattern in ("templates/*.tpl", "templates/image/*.tpl", "examples/*.toml", "py.typed"):
         expected = {
             f"{top}/{PACKAGE}/{p.relative_to(package).as_posix()}"
             for p in package.glob(pattern)
