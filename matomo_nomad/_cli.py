@@ -1,8 +1,9 @@
-"""`matomo-nomad` / `python -m matomo_nomad`: render, validate, schema, image.
+"""`matomo-nomad` / `python -m matomo_nomad`: render, validate, schema, image, and the cluster commands.
 
 Exit codes: 0 success; 2 the deployment file is unreadable or invalid (one line per
 problem); 4 the output could not be written; 64 the command line itself is wrong;
-70 an internal error (a bug: set MATOMO_NOMAD_DEBUG=1 for the traceback).
+70 an internal error (a bug: set MATOMO_NOMAD_DEBUG=1 for the traceback). The cluster
+commands (plan, run, status, destroy) live in `_cli_cluster`, with their own codes.
 Nothing is written unless everything rendered.
 """
 
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"matomo-nomad {__version__}")
     # Not required=True: argparse would then complain about the missing command before
     # naming an unknown option such as `--bogus`; main() asks for the command itself.
-    commands = parser.add_subparsers(dest="command", metavar="{render,validate,schema,image}", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="{render,validate,schema,image,plan,run,status,destroy}", parser_class=_Parser)
 
     render = commands.add_parser(
         "render",
@@ -70,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     image.add_argument("file", nargs="?", type=Path, help="deployment file (.toml, .yaml, .json)")
     image.add_argument("--out", type=Path, help="write the build context here (then: make -C DIR build push)")
+
+    from ._cli_cluster import add_commands
+
+    add_commands(commands, _load)
     return parser
 
 
@@ -156,8 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: render, validate, schema or image")
-    command = {"render": _render, "validate": _validate, "schema": _schema, "image": _image}[args.command]
+        parser.error("choose a command: render, validate, schema, image, plan, run, status or destroy")
+    local = {"render": _render, "validate": _validate, "schema": _schema, "image": _image}
+    command = local.get(args.command) or args.handler
     try:
         return command(args)
     except MatomoNomadError as error:
