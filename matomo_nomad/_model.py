@@ -208,17 +208,31 @@ class MatomoSpec(_Model):
     )
 
 
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError("is not an IP address or CIDR range such as 10.0.0.0/8") from None
+    return value
+
+
 class Proxy(_Model):
     client_headers: list[_matching(r"^HTTP_[A-Z0-9_]+$", "must be a $_SERVER key such as HTTP_X_FORWARDED_FOR")] = Field(
         default_factory=lambda: ["HTTP_X_FORWARDED_FOR"],
         description="[General] proxy_client_headers[]: the $_SERVER keys Matomo reads the client IP from.",
     )
-    ips: list[Annotated[str, AfterValidator(lambda v: str(ipaddress.ip_network(v, strict=False)) and v)]] = Field(
+    ips: list[Annotated[str, AfterValidator(_network)]] = Field(
         default_factory=list,
         description="[General] proxy_ips[]: addresses or CIDR ranges of your own proxies, skipped "
         "when reading the client IP from a forwarded list.",
     )
     force_ssl: bool = Field(True, description="[General] force_ssl: redirect plain http to https.")
+    count: int = Field(
+        1,
+        ge=0,
+        description="How many reverse proxies sit in front of Matomo (load balancer, ingress...). "
+        "With more than one, `validate` asks for proxy.ips: Matomo 5 reads the last forwarded address.",
+    )
 
 
 class DatabaseTLS(_Model):
@@ -624,6 +638,9 @@ class ArchiverRole(_RoleBase):
     kill_timeout: Duration = Field(
         "2m", description="Grace period before a stopped run is killed (clients cap it at max_kill_timeout)."
     )
+    sites: int | None = Field(
+        None, ge=1, description="How many sites Matomo tracks; `validate` checks the archiver's memory against it."
+    )
 
 
 class Roles(_Model):
@@ -695,6 +712,11 @@ class Deployment(_Model):
     namespace: NomadName = "default"
     node_pool: NomadName = Field("default", description="Nomad node pool (Nomad 1.6+).")
     priority: int = Field(50, ge=1, le=100)
+    nomad_version: Version = Field(
+        "1.6.0",
+        description="The oldest Nomad version the jobs must run on; `validate` refuses features it lacks "
+        "(node pools need 1.6, Vault workload identity 1.7).",
+    )
     matomo: MatomoSpec
     hosts: list[PublicHost] = Field(
         min_length=1,
