@@ -58,8 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     render.add_argument("--out", type=Path, help="write <job>.nomad.hcl, <job>.json, <job>.config.ini.php.tpl here")
 
-    validate = commands.add_parser("validate", help="check a deployment file and report every problem")
+    validate = commands.add_parser(
+        "validate",
+        help="check a deployment file, and the deployment as a whole as Matomo needs it; report every problem",
+    )
     validate.add_argument("file", nargs="?", type=Path, help="deployment file; default: the built-in example")
+    validate.add_argument("--output", choices=("text", "json"), default="text", help="json for CI")
 
     commands.add_parser("schema", help="print the deployment file's JSON Schema (for editors)")
 
@@ -84,11 +88,26 @@ def _load(path: Path | None) -> "Deployment":
     return load_deployment(path if path is not None else example_path())
 
 
+def checked(deployment: "Deployment") -> "Deployment":
+    """Apply the Matomo-aware checks: print warnings, refuse on errors (exit 2)."""
+    from ._checks import ERROR, check
+    from ._errors import DeploymentError, Problem
+
+    findings = check(deployment)
+    for finding in findings:
+        if finding.severity != ERROR:
+            sys.stderr.write(f"warning: {finding.location}: {finding.message} ({finding.fix}) [{finding.rule}]\n")
+    errors = [Problem(f.location, f"{f.message} [{f.rule}]", f.fix) for f in findings if f.severity == ERROR]
+    if errors:
+        raise DeploymentError(errors)
+    return deployment
+
+
 def _render(args: argparse.Namespace) -> int:
     from ._output import write_files
     from ._render import render
 
-    rendering = render(_load(args.file))
+    rendering = render(checked(_load(args.file)))
     selected = [r for r in rendering if args.role is None or r.role.slug == args.role]
     if args.out is not None:
         files: dict[str, str] = {}
@@ -123,12 +142,31 @@ _SUFFIX = {"hcl": ".nomad.hcl", "json": ".json", "ini": ".config.ini.php.tpl"}
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from ._checks import ERROR, check
+    from ._errors import DeploymentError
     from ._render import render
 
-    deployment = _load(args.file)
+    source = str(args.file or "built-in example")
+    if args.output == "json":
+        import json
+
+        report: dict[str, object] = {"file": source, "valid": False, "problems": [], "findings": [], "jobs": []}
+        try:
+            deployment = _load(args.file)
+            findings = check(deployment)
+            report["jobs"] = [r.job_id for r in render(deployment)]
+        except DeploymentError as error:
+            report["problems"] = [{"location": p.location, "message": p.message, "fix": p.fix} for p in error.problems]
+        else:
+            report["findings"] = [vars(f) for f in findings]
+            report["valid"] = not any(f.severity == ERROR for f in findings)
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        return 0 if report["valid"] else DeploymentError.exit_code
+
+    deployment = checked(_load(args.file))
     # Rendering is part of validation: a value no layer can carry is refused there.
     jobs = [r.job_id for r in render(deployment)]
-    print(f"{args.file or 'built-in example'}: valid ({', '.join(jobs)})")
+    print(f"{source}: valid ({', '.join(jobs)})")
     return 0
 
 

@@ -134,3 +134,9 @@ class DeploymentFailedError(ClusterError):
     """A job was registered but its Nomad deployment failed."""
 
     exit_code = 23
+
+
+class MissingSecretsError(ClusterError):
+    """A secret the jobs read does not exist yet: the allocations would block on it."""
+
+    exit_code = 24
