@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"matomo-nomad {__version__}")
     # Not required=True: argparse would then complain about the missing command before
     # naming an unknown option such as `--bogus`; main() asks for the command itself.
-    commands = parser.add_subparsers(dest="command", metavar="{render,validate,schema,image,plan,run,status,destroy}", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="{render,validate,schema,image,plan,run,status,destroy,secrets}", parser_class=_Parser)
 
     render = commands.add_parser(
         "render",
@@ -76,9 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     image.add_argument("file", nargs="?", type=Path, help="deployment file (.toml, .yaml, .json)")
     image.add_argument("--out", type=Path, help="write the build context here (then: make -C DIR build push)")
 
-    from ._cli_cluster import add_commands
+    from . import _cli_cluster, _cli_secrets
 
-    add_commands(commands, _load)
+    _cli_cluster.add_commands(commands, _load)
+    _cli_secrets.add_commands(commands, _load, _cli_cluster.connection_flags)
     return parser
 
 
@@ -199,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: render, validate, schema, image, plan, run, status or destroy")
+        parser.error("choose a command: render, validate, schema, image, plan, run, status, destroy or secrets")
     local = {"render": _render, "validate": _validate, "schema": _schema, "image": _image}
     command = local.get(args.command) or args.handler
     try:

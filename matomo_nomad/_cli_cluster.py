@@ -31,19 +31,21 @@ def add_commands(commands: Any, load: Any) -> None:
     ):
         parser = commands.add_parser(name, help=help_text, description=help_text)
         parser.add_argument("file", nargs="?", type=Path, help="deployment file; default: the built-in example")
-        _connection_flags(parser)
+        connection_flags(parser)
         if name in ("plan", "status"):
             parser.add_argument("--output", choices=("text", "json"), default="text", help="json for CI")
         if name == "run":
             parser.add_argument("--detach", action="store_true", help="register and return; do not wait for deployments")
             parser.add_argument("--adopt", action="store_true", help="take over existing jobs with the same ids that lack this deployment's mark")
             parser.add_argument("--watch-timeout", type=float, default=3600.0, metavar="SECONDS", help="give up waiting after this long (default 3600)")
+            parser.add_argument("--skip-secrets-check", action="store_true",
+                                help="register even if the secrets the jobs read cannot be checked or are missing")
         if name == "destroy":
             parser.add_argument("--purge", action="store_true", help="remove the jobs from Nomad's state entirely")
         parser.set_defaults(handler=_HANDLERS[name], load=load)
 
 
-def _connection_flags(parser: argparse.ArgumentParser) -> None:
+def connection_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection (default: the NOMAD_* environment variables)")
     group.add_argument("--address", help="NOMAD_ADDR")
     group.add_argument("--token", help="NOMAD_TOKEN (prefer the variable: flags show in process lists)")
@@ -58,9 +60,14 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _cluster_and_deployment(args: argparse.Namespace) -> tuple[Any, Any]:
+    return cluster_for(args, args.load(args.file))
+
+
+def cluster_for(args: argparse.Namespace, deployment: Any) -> tuple[Any, Any]:
+    """The cluster the connection flags (over NOMAD_*) name, and the deployment with
+    the --namespace/--region flags applied."""
     from ._cluster import Cluster
 
-    deployment = args.load(args.file)
     if args.namespace:
         deployment = deployment.model_copy(update={"namespace": args.namespace})
     if args.region:
@@ -158,10 +165,12 @@ _LOCK = threading.Lock()
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ._cli import checked
+
     cluster, deployment = _cluster_and_deployment(args)
     result = cluster.run(
-        deployment, detach=args.detach, adopt=args.adopt, on_progress=_Progress(sys.stderr),
-        watch_timeout=args.watch_timeout,
+        checked(deployment), detach=args.detach, adopt=args.adopt, on_progress=_Progress(sys.stderr),
+        watch_timeout=args.watch_timeout, check_secrets=not args.skip_secrets_check,
     )
     for job in result.jobs:
         if job.error is not None:

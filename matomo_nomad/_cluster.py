@@ -264,9 +264,16 @@ class Cluster:
         adopt: bool = False,
         on_progress: Callable[[DeploymentProgress], None] | None = None,
         watch_timeout: float = 3600.0,
+        check_secrets: bool = True,
     ) -> RunResult:
-        """Plan, register each changed job (check-index), then wait for its deployment."""
+        """Plan, register each changed job (check-index), then wait for its deployment.
+
+        First, unless `check_secrets` is off, every secret the jobs read must exist:
+        a template waiting on a missing Nomad Variable blocks its allocation forever.
+        """
         target = self.target(deployment)
+        if check_secrets:
+            self._require_secrets(target)
         plan, rendered = self._plan(target)
 
         def one(job_plan: JobPlan) -> JobRun:
@@ -276,6 +283,20 @@ class Cluster:
                 return JobRun(job_plan.role, job_plan.job_id, "failed", failure=str(error), error=error)
 
         return RunResult(plan, _concurrently(one, plan.jobs))
+
+    def _require_secrets(self, deployment: Deployment) -> None:
+        from . import _secrets
+
+        vault = _secrets.VaultKV.from_env()
+        if deployment.secrets.provider == "vault" and vault is None:
+            from ._errors import MissingSecretsError
+
+            raise MissingSecretsError(
+                "the jobs read Vault, which cannot be checked without VAULT_ADDR; set it (and VAULT_TOKEN), "
+                "or pass --skip-secrets-check"
+            )
+        variables = _secrets.NomadVariables(self.client, deployment.namespace)
+        _secrets.require(_secrets.check(deployment, variables, vault))
 
     def _run_job(
         self,

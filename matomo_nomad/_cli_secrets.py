@@ -1,0 +1,151 @@
+"""`matomo-nomad secrets init | check | import`: the secrets the jobs read.
+
+Values never travel on the command line (process lists show it): passwords come from
+MATOMO_<KEY> environment variables (MATOMO_DATABASE_PASSWORD, MATOMO_REDIS_PASSWORD,
+...) or standard input (`--stdin`: key=value lines, or one JSON object), or are
+generated with `--generate KEY`. Nothing prints a value. Exit codes: 0 all present,
+24 something is still missing, and the cluster error codes (10-23).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._errors import DeploymentError, MissingSecretsError, Problem
+
+
+def add_commands(commands: Any, load: Any, connection_flags: Any) -> None:
+    parser = commands.add_parser("secrets", help="create, check or import the secrets the jobs read")
+    actions = parser.add_subparsers(dest="secrets_command", metavar="{init,check,import}", parser_class=type(parser))
+
+    init = actions.add_parser(
+        "init",
+        help="create the Nomad Variables the jobs read; what exists is kept, the salt is never overwritten",
+    )
+    init.add_argument("file", nargs="?", type=Path, help="deployment file; default: the built-in example")
+    init.add_argument("--generate", action="append", default=[], metavar="KEY",
+                      help="generate this key's value if it does not exist yet (repeatable)")
+    init.add_argument("--stdin", action="store_true", help="read values from standard input (key=value lines or JSON)")
+    connection_flags(init)
+    init.set_defaults(handler=_init, load=load)
+
+    check = actions.add_parser("check", help="say for each expected key whether it exists (never its value)")
+    check.add_argument("file", nargs="?", type=Path, help="deployment file; default: the built-in example")
+    connection_flags(check)
+    check.set_defaults(handler=_check, load=load)
+
+    imported = actions.add_parser(
+        "import",
+        help="turn an existing single-server config.ini.php into a deployment file, and store its secrets",
+    )
+    imported.add_argument("config", type=Path, help="the existing Matomo's config/config.ini.php")
+    imported.add_argument("--name", required=True, help="the deployment's name (job ids derive from it)")
+    imported.add_argument("--image", required=True, help="the image reference the jobs will run")
+    imported.add_argument("--host", action="append", dest="hosts", metavar="HOST",
+                          help="public host name (repeatable); default: the file's trusted_hosts[]")
+    imported.add_argument("--out", type=Path, required=True, help="where to write the deployment file (TOML)")
+    imported.add_argument("--store", action="store_true",
+                          help="also store the salt and passwords as the jobs' secrets (as `secrets init` does)")
+    connection_flags(imported)
+    imported.set_defaults(handler=_import, load=load)
+    parser.set_defaults(handler=lambda args: parser.error("choose init, check or import"), load=load)
+
+
+def _stores(args: argparse.Namespace, deployment: Any) -> tuple[Any, Any, Any]:
+    from ._cli_cluster import cluster_for
+    from ._secrets import NomadVariables, VaultKV
+
+    cluster, deployment = cluster_for(args, deployment)
+    target = cluster.target(deployment)
+    return target, NomadVariables(cluster.client, target.namespace), VaultKV.from_env()
+
+
+def _report(states: list[Any]) -> int:
+    by_path: dict[str, list[str]] = {}
+    for state in states:
+        label = state.action or ("present" if state.present else "MISSING")
+        by_path.setdefault(state.path, []).append(f"{state.key} {label if state.present else 'MISSING'}")
+    for path, keys in by_path.items():
+        sys.stdout.write(f"{path}: {', '.join(keys)}\n")
+    absent = [s for s in states if not s.present]
+    if absent:
+        sys.stderr.write(
+            f"{len(absent)} key(s) missing: give values as MATOMO_<KEY> environment variables or with --stdin, "
+            "or --generate KEY\n"
+        )
+        return MissingSecretsError.exit_code
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from ._secrets import InitPlan, expected_secrets, init, parse_stdin, sources_from_env
+
+    deployment, variables, vault = _stores(args, args.load(args.file))
+    locations = expected_secrets(deployment)
+    if deployment.secrets.provider == "vault":
+        # matomo-nomad does not write to Vault: say exactly what to create, then check it.
+        for location in locations:
+            keys = " ".join(f"{key}=@{key}.txt" for key in location.keys)
+            sys.stdout.write(f"vault kv put {location.path.replace('/data/', '/', 1)} {keys}\n")
+        if vault is None:
+            sys.stderr.write("create the secret above (salt: 32 hex characters), then run `secrets check` with VAULT_ADDR set\n")
+            return 0
+        from ._secrets import check
+
+        return _report(check(deployment, None, vault))
+    wanted = {key for location in locations for key in location.keys}
+    values = sources_from_env(wanted)
+    if args.stdin:
+        try:
+            values.update(parse_stdin(sys.stdin.read()))
+        except ValueError as error:
+            raise DeploymentError([Problem("standard input", str(error), "write key=value lines or one JSON object")]) from None
+    unknown = sorted(set(values) - wanted)
+    if unknown:
+        raise DeploymentError([Problem("standard input", f"unknown key(s) {', '.join(unknown)}", f"the jobs read {', '.join(sorted(wanted))}")])
+    bad = sorted(set(args.generate) - wanted)
+    if bad:
+        raise DeploymentError([Problem("--generate", f"unknown key(s) {', '.join(bad)}", f"the jobs read {', '.join(sorted(wanted))}")])
+    return _report(init(deployment, variables, InitPlan(values, set(args.generate))))
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ._secrets import check
+
+    deployment, variables, vault = _stores(args, args.load(args.file))
+    nomad = variables if deployment.secrets.provider == "nomad" else None
+    return _report(check(deployment, nomad, vault))
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ._loading import parse_deployment
+    from ._migrate import deployment_toml, import_config, read_matomo_config
+    from ._output import write_files
+
+    try:
+        text = args.config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DeploymentError([Problem(str(args.config), f"cannot be read ({error})", "check the path")]) from None
+    try:
+        settings = read_matomo_config(text)
+    except ValueError as error:
+        raise DeploymentError([Problem(str(args.config), str(error), "fix the file or import by hand")]) from None
+    result = import_config(settings, name=args.name, image=args.image, hosts=args.hosts)
+    deployment = parse_deployment(result.deployment, source=str(args.config))
+    write_files({args.out.name: deployment_toml(result.deployment)}, args.out.parent)
+    sys.stdout.write(f"{args.out}: written (secrets are not in it)\n")
+    for note in result.notes:
+        sys.stderr.write(f"note: {note}\n")
+    if not args.store:
+        sys.stderr.write("secrets not stored: run again with --store, or `secrets init` with MATOMO_<KEY> variables\n")
+        return 0
+    from ._secrets import InitPlan, init
+
+    target, variables, _ = _stores(args, deployment)
+    if target.secrets.provider != "nomad":
+        sys.stderr.write("the deployment reads Vault: store the secrets there (see `secrets init`)\n")
+        return 0
+    return _report(init(target, variables, InitPlan(dict(result.secrets))))
