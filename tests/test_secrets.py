@@ -1,0 +1,169 @@
+"""`secrets init` and `secrets check` against the fake Nomad's Variables API (with its
+check-and-set semantics), and `run` refusing to register while a secret is missing."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+from typing import Any
+
+import pytest
+
+from matomo_nomad import parse_deployment
+from matomo_nomad._cli import main
+from matomo_nomad._secrets import expected_secrets, parse_stdin
+from tests.deployments import _example
+
+pytest_plugins = ("tests.fakenomad.fixtures",)
+
+JOBS = ["matomo-admin", "matomo-ingestion", "matomo-queue-processor", "matomo-archiver"]
+PASSWORD = 'db "pa$$" \\ & é\nline2'
+
+
+@pytest.fixture()
+def seed_file(tmp_path: Any) -> str:
+    path = tmp_path / "deploy.json"
+    path.write_text(json.dumps(_example("seed.toml")))
+    return str(path)
+
+
+def _cli(fake: Any, *argv: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stdin: str = "") -> tuple[int, str, str]:
+    monkeypatch.setenv("NOMAD_ADDR", fake.address)
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_expected_secrets_are_the_templates_paths_and_keys() -> None:
+    deployment = parse_deployment(_example("seed.toml"))
+    locations = expected_secrets(deployment)
+    assert [loc.path for loc in locations] == [f"nomad/jobs/{job}" for job in JOBS]
+    assert all(set(loc.keys) == {"salt", "database_password", "redis_password"} for loc in locations)
+    shared = copy.deepcopy(_example("seed.toml"))
+    shared["secrets"] = {"path": "nomad/jobs"}
+    (one,) = expected_secrets(parse_deployment(shared))
+    assert one.path == "nomad/jobs" and one.jobs == tuple(JOBS)
+
+
+def test_init_creates_every_variable_with_one_salt_and_never_prints_values(fake_nomad, seed_file, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MATOMO_DATABASE_PASSWORD", PASSWORD)
+    code, out, err = _cli(fake_nomad, "secrets", "init", seed_file, "--generate", "redis_password",
+                          monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    salts = set()
+    redis = set()
+    for job in JOBS:
+        items = fake_nomad.variable(f"nomad/jobs/{job}")["Items"]
+        assert items["database_password"] == PASSWORD
+        salts.add(items["salt"])
+        redis.add(items["redis_password"])
+    (salt,) = salts
+    assert re.fullmatch(r"[0-9a-f]{32}", salt)
+    assert len(redis) == 1 and len(next(iter(redis))) >= 32
+    for secret in (PASSWORD, salt, *redis):
+        assert secret not in out + err
+    assert "salt generated" in out and "database_password set" in out
+    # Create-only: every first write used cas=0.
+    puts = fake_nomad.requests_to(r"^/v1/var/", "PUT")
+    assert len(puts) == 4 and all(r.query.get("cas") == "0" for r in puts)
+    assert all(r.namespace == "default" for r in fake_nomad.requests_to(r"^/v1/var/"))
+
+
+def test_init_again_keeps_everything_and_never_overwrites_the_salt(fake_nomad, seed_file, monkeypatch, capsys) -> None:
+    fake_nomad.put_variable("nomad/jobs/matomo-admin", {"salt": "a" * 32, "database_password": "old"})
+    monkeypatch.setenv("MATOMO_DATABASE_PASSWORD", "new")
+    monkeypatch.setenv("MATOMO_REDIS_PASSWORD", "r")
+    code, out, _ = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0
+    admin = fake_nomad.variable("nomad/jobs/matomo-admin")["Items"]
+    assert admin == {"salt": "a" * 32, "database_password": "old", "redis_password": "r"}
+    for job in JOBS[1:]:
+        assert fake_nomad.variable(f"nomad/jobs/{job}")["Items"]["salt"] == "a" * 32
+    assert "nomad/jobs/matomo-admin: database_password kept, salt kept, redis_password set" in out
+    assert "salt copied" in out
+
+    before = fake_nomad.count(r"^/v1/var/", method="PUT")
+    code, out, _ = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0 and "set" not in out and "generated" not in out
+    assert fake_nomad.count(r"^/v1/var/", method="PUT") == before  # nothing rewritten
+
+
+def test_init_refuses_when_the_salts_already_differ(fake_nomad, seed_file, monkeypatch, capsys) -> None:
+    fake_nomad.put_variable("nomad/jobs/matomo-admin", {"salt": "a" * 32})
+    fake_nomad.put_variable("nomad/jobs/matomo-archiver", {"salt": "b" * 32})
+    code, _, err = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 20 and "the salt differs" in err
+    assert fake_nomad.variable("nomad/jobs/matomo-archiver")["Items"] == {"salt": "b" * 32}
+
+
+def test_a_concurrent_writer_is_never_overwritten(fake_nomad, seed_file, monkeypatch, capsys) -> None:
+    from matomo_nomad import _secrets
+
+    real_read = _secrets.NomadVariables.read
+
+    def read_then_race(self: Any, path: str) -> Any:
+        found = real_read(self, path)
+        if path.endswith("matomo-admin"):
+            fake_nomad.put_variable(path, {"salt": "c" * 32, "database_password": "theirs"})
+        return found
+
+    monkeypatch.setattr(_secrets.NomadVariables, "read", read_then_race)
+    monkeypatch.setenv("MATOMO_DATABASE_PASSWORD", "ours")
+    code, _, err = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 20 and "changed while matomo-nomad was writing it" in err
+    assert fake_nomad.variable("nomad/jobs/matomo-admin")["Items"]["database_password"] == "theirs"
+
+
+def test_missing_values_are_reported_and_exit_24(fake_nomad, seed_file, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("MATOMO_DATABASE_PASSWORD", raising=False)
+    monkeypatch.delenv("MATOMO_REDIS_PASSWORD", raising=False)
+    code, out, err = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 24
+    assert "database_password MISSING" in out and "MATOMO_<KEY>" in err
+
+
+def test_values_from_stdin(fake_nomad, seed_file, monkeypatch, capsys) -> None:
+    stdin = json.dumps({"database_password": PASSWORD, "redis_password": "x=y"})
+    code, out, err = _cli(fake_nomad, "secrets", "init", seed_file, "--stdin", monkeypatch=monkeypatch, capsys=capsys, stdin=stdin)
+    assert code == 0, err
+    assert fake_nomad.variable("nomad/jobs/matomo-ingestion")["Items"]["database_password"] == PASSWORD
+    assert parse_stdin("database_password=a=b\n# comment\n\nredis_password= spaced \n") == {
+        "database_password": "a=b", "redis_password": " spaced "}
+    code, _, err = _cli(fake_nomad, "secrets", "init", seed_file, "--stdin", monkeypatch=monkeypatch, capsys=capsys, stdin="bogus=1\n")
+    assert code == 2 and "unknown key(s) bogus" in err
+
+
+def test_check_reports_presence_only(fake_nomad, seed_file, monkeypatch, capsys) -> None:
+    fake_nomad.put_variable("nomad/jobs/matomo-admin", {"salt": "a" * 32, "database_password": "p", "redis_password": "r"})
+    code, out, _ = _cli(fake_nomad, "secrets", "check", seed_file, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 24
+    assert "nomad/jobs/matomo-admin: database_password present, salt present, redis_password present" in out
+    assert "nomad/jobs/matomo-archiver: database_password MISSING" in out
+    assert "a" * 32 not in out
+
+
+def test_run_refuses_to_register_while_a_secret_is_missing(fake_nomad, seed_file, monkeypatch, capsys) -> None:
+    code, _, err = _cli(fake_nomad, "run", seed_file, "--detach", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 24 and "secrets missing: nomad/jobs/matomo-admin:database_password" in err
+    assert fake_nomad.requests_to(r"^/v1/jobs$", "POST") == []
+
+    monkeypatch.setenv("MATOMO_DATABASE_PASSWORD", "p")
+    monkeypatch.setenv("MATOMO_REDIS_PASSWORD", "r")
+    assert _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)[0] == 0
+    code, out, err = _cli(fake_nomad, "run", seed_file, "--detach", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert len(fake_nomad.requests_to(r"^/v1/jobs$", "POST")) == 4
+
+
+def test_vault_users_get_the_paths_and_keys(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
+    data = _example("seed.toml")
+    data["secrets"] = {"provider": "vault", "path": "kv/data/matomo", "vault_role": "matomo"}
+    path = tmp_path / "vault.json"
+    path.write_text(json.dumps(data))
+    monkeypatch.delenv("VAULT_ADDR", raising=False)
+    code, out, _ = _cli(fake_nomad, "secrets", "init", str(path), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0
+    assert out.strip() == "vault kv put kv/matomo database_password=@database_password.txt salt=@salt.txt redis_password=@redis_password.txt"
