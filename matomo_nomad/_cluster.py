@@ -23,6 +23,8 @@ from ._render import RenderedRole, render
 
 T = TypeVar("T")
 TERMINAL_DEPLOYMENT = {"successful", "failed", "cancelled"}
+# Task events that follow a failure without naming its cause (nomad/structs: TaskNotRestarting, ...).
+_AFTERMATH = {"Not Restarting", "Restarting", "Killing", "Killed", "Sibling Task Failed", "Restart Signal", "Signaling"}
 
 
 # --- results ---------------------------------------------------------------------------
@@ -390,9 +392,15 @@ class Cluster:
                 continue
             for task, state in (alloc.get("TaskStates") or {}).items():
                 events = [e for e in state.get("Events") or [] if e.get("DisplayMessage")]
-                if events:
-                    last = events[-1]
-                    reasons.append(f"alloc {str(alloc.get('ID'))[:8]} task {task}: {last.get('Type')}: {last['DisplayMessage']}")
+                if not events or events[-1].get("Type") == "Sibling Task Failed":
+                    continue  # no word of its own, or failed because another task did
+                # The last event only says what happened next ("Not Restarting: Error was
+                # unrecoverable"); the cause is the last event before that aftermath.
+                cause = next((e for e in reversed(events) if e.get("Type") not in _AFTERMATH), events[-1])
+                text = f"{cause.get('Type')}: {cause['DisplayMessage']}"
+                if cause is not events[-1]:
+                    text += f" ({events[-1].get('Type')}: {events[-1]['DisplayMessage']})"
+                reasons.append(f"alloc {str(alloc.get('ID'))[:8]} task {task}: {text}")
         unique = list(dict.fromkeys(reasons))
         return "; ".join(unique[:3]) + (f" (+{len(unique) - 3} more)" if len(unique) > 3 else "")
 
