@@ -240,6 +240,10 @@ class NomadClient:
             raise self._error(where, error.nomad_resp) from None
         except requests.RequestException as error:
             raise self._error(where, error) from None
+        if 300 <= response.status_code < 400:
+            # python-nomad returns any status below 400 as a success; a redirect is not
+            # Nomad's answer (an empty 301 body would otherwise read as "no such job").
+            raise self._error(where, response)
         return self._decode(where, response)
 
     def _decode(self, where: str, response: requests.Response) -> Reply:
