@@ -151,6 +151,10 @@ class NomadClient:
         self._retries = retries
         self._backoff = backoff
         self._session = session or requests.Session()
+        # Never follow a redirect: python-nomad passes allow_redirects=False only for GET
+        # and POST, so a redirected DELETE or PUT went on to wherever Location pointed,
+        # X-Nomad-Token included (requests strips only Authorization on a host change).
+        self._session.max_redirects = 0
         if settings.tls_server_name and self._base.startswith("https://"):
             self._session.mount("https://", _ServerNameAdapter(settings.tls_server_name))
         self._requesters: dict[str, Any] = {}
@@ -283,6 +287,8 @@ class NomadClient:
             if status >= 500 and "Enforcing job modify index" in cause.text:
                 return ConflictError(f"{where}: the job changed since it was planned ({text}); plan again")
             return ServerError(f"{where}: Nomad failed ({status}: {text}); retry, or check the server's logs")
+        if isinstance(cause, requests.exceptions.TooManyRedirects) and cause.response is not None:
+            return self._error(where, cause.response)  # a redirect not followed (max_redirects = 0)
         if isinstance(cause, requests.exceptions.SSLError):
             return TlsError(
                 f"{where}: TLS failed talking to {address} ({_reason(cause)}); check NOMAD_CACERT/NOMAD_CAPATH, "
