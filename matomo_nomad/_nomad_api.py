@@ -296,6 +296,9 @@ class NomadClient:
             )
         if isinstance(cause, requests.exceptions.Timeout):
             return ClusterTimeoutError(f"{where}: {address} did not answer in time; check the address and the network")
+        if isinstance(cause, requests.exceptions.ChunkedEncodingError):
+            # The answer stopped short: the connection broke, like a drop (and a read is retried).
+            return ConnectError(f"{where}: the connection to {address} broke during the answer ({_reason(cause)}); retry")
         if isinstance(cause, requests.exceptions.ConnectionError):
             text = str(cause)
             if "NameResolutionError" in text or "Name or service not known" in text or "getaddrinfo" in text:
@@ -312,6 +315,10 @@ def _reason(error: BaseException) -> str:
     while inner.args and isinstance(inner.args[0], BaseException):
         inner = inner.args[0]
     reason = getattr(inner, "reason", None)
+    if reason is None and len(inner.args) == 2 and isinstance(inner.args[0], str):
+        # urllib3's ProtocolError("Connection aborted.", RemoteDisconnected("Remote end closed ..."))
+        detail = str(inner.args[1])
+        return inner.args[0] if detail in inner.args[0] else f"{inner.args[0].rstrip('.')}: {detail}"[:200]
     text = str(reason or inner)
     return text.split(": ", 1)[-1][:200] if "object at 0x" in text else text[:200]
 
