@@ -148,6 +148,14 @@ class NomadClient:
         self.settings = settings
         self._base = settings.base_url()
         self._cert = settings.cert()
+        if settings.token is not None and (
+            settings.token != settings.token.strip() or any(ord(c) < 32 or ord(c) == 127 for c in settings.token)
+        ):
+            # requests would refuse the header with the token's repr in its message.
+            raise ClusterConfigError(
+                "NOMAD_TOKEN has surrounding whitespace or a control character (often the newline "
+                "of the file it was read from); remove it"
+            )
         self._retries = retries
         self._backoff = backoff
         self._session = session or requests.Session()
@@ -324,7 +332,11 @@ def _reason(error: BaseException) -> str:
 
 
 def _snippet(text: str, token: str | None) -> str:
+    if token:
+        # as sent, and as a repr would show it (escaped), before whitespace is folded
+        for form in {token, repr(token)[1:-1], token.strip()} - {""}:
+            text = text.replace(form, "<token>")
     text = " ".join(text.split())
     if token:
-        text = text.replace(token, "<token>")
+        text = text.replace(" ".join(token.split()), "<token>")
     return text if len(text) <= 200 else text[:197] + "..."
