@@ -57,6 +57,18 @@ def connection_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--client-key", help="NOMAD_CLIENT_KEY")
     group.add_argument("--tls-server-name", help="NOMAD_TLS_SERVER_NAME")
     group.add_argument("--tls-skip-verify", action="store_true", default=None, help="NOMAD_SKIP_VERIFY (insecure)")
+    group.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                       help="give up on an answer after this long (default 10; blocking queries add their wait)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def _cluster_and_deployment(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -83,6 +95,7 @@ def cluster_for(args: argparse.Namespace, deployment: Any) -> tuple[Any, Any]:
         client_key=args.client_key,
         tls_server_name=args.tls_server_name,
         skip_verify=args.tls_skip_verify,
+        timeout=getattr(args, "timeout", None),
     )
     return cluster, deployment
 
