@@ -187,7 +187,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     for job in result.jobs:
         if job.error is not None:
-            sys.stderr.write(f"{job.job_id}: FAILED: {job.failure}\n")
+            # Most failures already start with the job id; say it once.
+            failure = str(job.failure).removeprefix(f"{job.job_id}: ")
+            sys.stderr.write(f"{job.job_id}: FAILED: {failure}\n")
             continue
         text = f"{job.job_id}: {job.outcome}"
         if job.outcome == "registered":
