@@ -60,7 +60,8 @@ def _stores(args: argparse.Namespace, deployment: Any) -> tuple[Any, Any, Any]:
 
     cluster, deployment = cluster_for(args, deployment)
     target = cluster.target(deployment)
-    return target, NomadVariables(cluster.client, target.namespace), VaultKV.from_env()
+    client = cluster.scoped(deployment).client
+    return target, NomadVariables(client, target.namespace), VaultKV.from_env()
 
 
 def _report(states: list[Any]) -> int:

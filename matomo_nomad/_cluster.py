@@ -209,10 +209,20 @@ class Cluster:
             update["region"] = settings.region
         return deployment.model_copy(update=update) if update else deployment
 
+    def scoped(self, deployment: Deployment) -> "Cluster":
+        """This cluster, sending the region the deployment file names, if it names one
+        (a region in the file wins over NOMAD_REGION, as the namespace does)."""
+        if "region" in deployment.model_fields_set and deployment.region != self.client.settings.region:
+            return Cluster(self.client.with_region(deployment.region))
+        return self
+
     # -- plan ---------------------------------------------------------------------
 
     def plan(self, deployment: Deployment) -> Plan:
         """What registering the rendered jobs would change, job by job."""
+        scoped = self.scoped(deployment)
+        if scoped is not self:
+            return scoped.plan(deployment)
         return self._plan(self.target(deployment))[0]
 
     def _plan(self, target: Deployment) -> tuple[Plan, dict[Role, RenderedRole]]:
@@ -273,6 +283,10 @@ class Cluster:
         First, unless `check_secrets` is off, every secret the jobs read must exist:
         a template waiting on a missing Nomad Variable blocks its allocation forever.
         """
+        scoped = self.scoped(deployment)
+        if scoped is not self:
+            return scoped.run(deployment, detach=detach, adopt=adopt, on_progress=on_progress,
+                              watch_timeout=watch_timeout, check_secrets=check_secrets)
         target = self.target(deployment)
         if check_secrets:
             self._require_secrets(target)
@@ -413,6 +427,9 @@ class Cluster:
     # -- status -------------------------------------------------------------------
 
     def status(self, deployment: Deployment) -> list[JobStatus]:
+        scoped = self.scoped(deployment)
+        if scoped is not self:
+            return scoped.status(deployment)
         target = self.target(deployment)
         return _concurrently(lambda r: self._status_job(target, r), list(render(target)))
 
@@ -447,6 +464,9 @@ class Cluster:
 
     def destroy(self, deployment: Deployment, *, purge: bool = False) -> list[JobDestroy]:
         """Stop (or purge) each of this deployment's jobs; jobs without its mark are refused."""
+        scoped = self.scoped(deployment)
+        if scoped is not self:
+            return scoped.destroy(deployment, purge=purge)
         target = self.target(deployment)
         return _concurrently(lambda r: self._destroy_job(target, r, purge), list(render(target)))
 

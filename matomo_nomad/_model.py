@@ -12,7 +12,9 @@ and a value outside it is refused with the reason.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
+import unicodedata
 import re
 from enum import Enum
 from typing import Annotated, Any, Literal
@@ -38,6 +40,14 @@ def _text(value: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("is not valid Unicode: it has a lone surrogate (fix the text encoding)") from None
+    if not unicodedata.is_normalized("NFC", value):
+        # HashiCorp's HCL parser normalises every string literal to NFC (found by the
+        # property tests: U+212A KELVIN SIGN came back as K), so the job would not say
+        # what the file says. Refuse rather than change it silently.
+        raise ValueError(
+            "is not in Unicode NFC form, which Nomad's HCL parser would silently change "
+            f"(write it as {json.dumps(unicodedata.normalize('NFC', value), ensure_ascii=False)})"
+        )
     return value
 
 

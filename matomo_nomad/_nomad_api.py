@@ -167,6 +167,12 @@ class NomadClient:
             self._session.mount("https://", _ServerNameAdapter(settings.tls_server_name))
         self._requesters: dict[str, Any] = {}
 
+    def with_region(self, region: str) -> "NomadClient":
+        """The same connection, sending `region` on every call."""
+        return NomadClient(
+            replace(self.settings, region=region), session=self._session, retries=self._retries, backoff=self._backoff
+        )
+
     # --- the calls ---------------------------------------------------------------
 
     def get(

@@ -249,6 +249,19 @@ def test_namespace_region_and_token_go_with_every_request(make_fake_nomad: Calla
                for r in fake.requests_to(r"^/v1/jobs$", "POST"))
 
 
+def test_a_region_written_in_the_file_goes_with_every_request(make_fake_nomad: Callable[..., FakeNomad],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = make_fake_nomad(region="eu")
+    seed_secrets(fake)
+    cluster = connect(fake, region="us")  # as NOMAD_REGION=us: the file's region wins over it
+    d = deployment(region="eu")
+    cluster.run(d, detach=True)
+    cluster.status(d)
+    cluster.destroy(d, purge=True)
+    assert fake.requests and all(r.query.get("region") == "eu" for r in fake.requests), \
+        {r.target for r in fake.requests if r.query.get("region") != "eu"}
+
+
 # --- TLS ---------------------------------------------------------------------------------
 
 
