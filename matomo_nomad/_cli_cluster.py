@@ -97,6 +97,14 @@ def cluster_for(args: argparse.Namespace, deployment: Any) -> tuple[Any, Any]:
         skip_verify=args.tls_skip_verify,
         timeout=getattr(args, "timeout", None),
     )
+    if cluster.client.settings.skip_verify:
+        # One line of ours instead of urllib3's multi-line warning on every request.
+        import warnings
+
+        from urllib3.exceptions import InsecureRequestWarning
+
+        warnings.simplefilter("ignore", InsecureRequestWarning)
+        sys.stderr.write("warning: TLS certificates are not verified (NOMAD_SKIP_VERIFY / --tls-skip-verify)\n")
     return cluster, deployment
 
 

@@ -3,10 +3,11 @@
     nomad agent -dev &                       # a throwaway local cluster
     NOMAD_ADDR=http://127.0.0.1:4646 python -m pytest tests/test_e2e_nomad.py -v
 
-It registers four jobs under a unique deployment name (detached: a dev agent has no
-database for Matomo, so the allocations are not expected to become healthy), checks
-that a second plan finds nothing to change, reads their status, and purges them. Every
-job it touches carries its own deployment mark, so it cannot affect other jobs.
+It creates the jobs' secrets (`secrets init`, generated values), registers four jobs
+under a unique deployment name (detached: a dev agent has no database for Matomo, so the
+allocations are not expected to become healthy), checks that a second plan finds nothing
+to change, reads their status, and purges the jobs and the secrets. Every job it
+touches carries its own deployment mark, so it cannot affect other jobs.
 """
 
 from __future__ import annotations
@@ -32,9 +33,16 @@ def deployment():
 
 def test_plan_run_plan_status_destroy(deployment) -> None:
     from matomo_nomad import Cluster
+    from matomo_nomad._secrets import InitPlan, NomadVariables, expected_secrets, init
 
     cluster = Cluster.from_env()
+    target = cluster.target(deployment)
+    variables = NomadVariables(cluster.client, target.namespace)
+    keys = {key for location in expected_secrets(target) for key in location.keys}
     try:
+        states = init(target, variables, InitPlan(generate=keys))
+        assert all(state.present for state in states)
+
         first = cluster.plan(deployment)
         assert [job.change for job in first.jobs] == ["create"] * 4
 
@@ -51,5 +59,7 @@ def test_plan_run_plan_status_destroy(deployment) -> None:
         assert archiver.deployment is None
     finally:
         outcomes = {d.outcome for d in cluster.destroy(deployment, purge=True)}
+        for location in expected_secrets(target):
+            cluster.client.delete("var", location.path, namespace=target.namespace)
         assert outcomes <= {"purged", "absent"}
     assert all(not s.exists for s in cluster.status(deployment))
