@@ -46,6 +46,7 @@ def add_commands(commands: Any, load: Any, connection_flags: Any) -> None:
     imported.add_argument("--image", required=True, help="the image reference the jobs will run")
     imported.add_argument("--host", action="append", dest="hosts", metavar="HOST",
                           help="public host name (repeatable); default: the file's trusted_hosts[]")
+    imported.add_argument("--redis-host", help="QueuedTracking's Redis host, when the file does not name one")
     imported.add_argument("--out", type=Path, required=True, help="where to write the deployment file (TOML)")
     imported.add_argument("--store", action="store_true",
                           help="also store the salt and passwords as the jobs' secrets (as `secrets init` does)")
@@ -122,6 +123,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from ._errors import DeploymentFileError
     from ._loading import parse_deployment
     from ._migrate import deployment_toml, import_config, read_matomo_config
     from ._output import write_files
@@ -129,14 +131,18 @@ def _import(args: argparse.Namespace) -> int:
     try:
         text = args.config.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise DeploymentError([Problem(str(args.config), f"cannot be read ({error})", "check the path")]) from None
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
+        raise DeploymentFileError([Problem(str(args.config), f"cannot be read: {reason}", "check the path")]) from None
     try:
         settings = read_matomo_config(text)
-    except ValueError as error:
-        raise DeploymentError([Problem(str(args.config), str(error), "fix the file or import by hand")]) from None
-    result = import_config(settings, name=args.name, image=args.image, hosts=args.hosts)
+    except DeploymentFileError as error:
+        raise DeploymentFileError(
+            [Problem(f"{args.config}: {p.location}", p.message, p.fix) for p in error.problems]
+        ) from None
+    result = import_config(settings, name=args.name, image=args.image, hosts=args.hosts, redis_host=args.redis_host)
     deployment = parse_deployment(result.deployment, source=str(args.config))
-    write_files({args.out.name: deployment_toml(result.deployment)}, args.out.parent)
+    toml = deployment_toml(result.deployment, source=str(args.config), notes=result.notes)
+    write_files({args.out.name: toml}, args.out.parent)
     sys.stdout.write(f"{args.out}: written (secrets are not in it)\n")
     for note in result.notes:
         sys.stderr.write(f"note: {note}\n")

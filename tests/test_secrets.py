@@ -167,3 +167,35 @@ def test_vault_users_get_the_paths_and_keys(fake_nomad, tmp_path, monkeypatch, c
     code, out, _ = _cli(fake_nomad, "secrets", "init", str(path), monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0
     assert out.strip() == "vault kv put kv/matomo database_password=@database_password.txt salt=@salt.txt redis_password=@redis_password.txt"
+
+
+def test_import_writes_the_deployment_and_stores_the_file_s_secrets(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
+    from pathlib import Path
+
+    from matomo_nomad import load_deployment
+    from matomo_nomad._migrate import read_matomo_config
+
+    source = Path(__file__).parent / "migrate" / "matomo5.config.ini.php"
+    original = read_matomo_config(source.read_text(encoding="utf-8"))
+    out = tmp_path / "deploy.toml"
+    code, stdout, err = _cli(fake_nomad, "secrets", "import", str(source), "--name", "matomo", "--image",
+                             "registry.example.com/matomo:5.10.0-1", "--redis-host", "redis.internal",
+                             "--out", str(out), "--store", monkeypatch=monkeypatch, capsys=capsys)
+    text = out.read_text(encoding="utf-8")
+    deployment = load_deployment(out)
+    assert deployment.database.host == original["database"]["host"]
+    salt, password = original["General"]["salt"], original["database"]["password"]
+    assert salt not in text and password not in text and salt not in stdout + err and password not in stdout + err
+    for job in JOBS:
+        items = fake_nomad.variable(f"nomad/jobs/{job}")["Items"]
+        assert items["salt"] == salt and items["database_password"] == password
+    assert "note: [Plugins] Plugins[]" in err
+    assert code == 0, err
+
+
+def test_import_refuses_an_unreadable_line_with_its_number(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
+    bad = tmp_path / "config.ini.php"
+    bad.write_text('; <?php exit; ?> DO NOT REMOVE THIS LINE\n[database]\nhost = "db\n')
+    code, _, err = _cli(fake_nomad, "secrets", "import", str(bad), "--name", "m", "--image", "r/m:5.10.0",
+                        "--out", str(tmp_path / "d.toml"), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and err.startswith(f"{bad}: line ") and not (tmp_path / "d.toml").exists()
