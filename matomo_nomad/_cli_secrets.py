@@ -125,7 +125,7 @@ def _check(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from ._errors import DeploymentFileError
     from ._loading import parse_deployment
-    from ._migrate import deployment_toml, import_config, read_matomo_config
+    from ._migrate import deployment_toml, import_matomo_config
     from ._output import write_files
 
     try:
@@ -134,12 +134,12 @@ def _import(args: argparse.Namespace) -> int:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
         raise DeploymentFileError([Problem(str(args.config), f"cannot be read: {reason}", "check the path")]) from None
     try:
-        settings = read_matomo_config(text)
+        result = import_matomo_config(text, name=args.name, image=args.image, hosts=args.hosts, redis_host=args.redis_host)
     except DeploymentFileError as error:
+        # The reader's problems are located by line: say in which file.
         raise DeploymentFileError(
             [Problem(f"{args.config}: {p.location}", p.message, p.fix) for p in error.problems]
         ) from None
-    result = import_config(settings, name=args.name, image=args.image, hosts=args.hosts, redis_host=args.redis_host)
     deployment = parse_deployment(result.deployment, source=str(args.config))
     toml = deployment_toml(result.deployment, source=str(args.config), notes=result.notes)
     write_files({args.out.name: toml}, args.out.parent)

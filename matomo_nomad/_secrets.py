@@ -229,6 +229,13 @@ def init(deployment: Deployment, variables: NomadVariables, given: InitPlan) -> 
             f"the salt differs between {', '.join(sorted(current))}; Matomo needs one salt everywhere. "
             "Fix the variables by hand: keep the salt the installation was created with"
         )
+    if salts and salt_key in given.values and given.values[salt_key] not in salts:
+        # Typically an import: the stored salt is not the installation's. Changing either
+        # would break every token and session, so a person has to decide.
+        raise ConflictError(
+            f"the salt given differs from the one already stored at {', '.join(sorted(current))}; "
+            "it is never overwritten (remove the stored variables if they are wrong, then run again)"
+        )
     salt = next(iter(salts)) if salts else (given.values.get(salt_key) or new_salt())
     salt_action = "copied" if salts else ("set" if salt_key in given.values else "generated")
     generated: dict[str, str] = {}

@@ -199,3 +199,12 @@ def test_import_refuses_an_unreadable_line_with_its_number(fake_nomad, tmp_path,
     code, _, err = _cli(fake_nomad, "secrets", "import", str(bad), "--name", "m", "--image", "r/m:5.10.0",
                         "--out", str(tmp_path / "d.toml"), monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2 and err.startswith(f"{bad}: line ") and not (tmp_path / "d.toml").exists()
+
+
+def test_a_given_salt_never_replaces_a_stored_one(fake_nomad, seed_file, monkeypatch, capsys) -> None:
+    fake_nomad.put_variable("nomad/jobs/matomo-admin", {"salt": "a" * 32})
+    monkeypatch.setenv("MATOMO_SALT", "b" * 32)
+    code, _, err = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 20 and "the salt given differs" in err and "b" * 32 not in err
+    assert fake_nomad.variable("nomad/jobs/matomo-admin")["Items"] == {"salt": "a" * 32}
+    assert fake_nomad.variable("nomad/jobs/matomo-archiver") is None
