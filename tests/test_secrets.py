@@ -208,3 +208,70 @@ def test_a_given_salt_never_replaces_a_stored_one(fake_nomad, seed_file, monkeyp
     assert code == 20 and "the salt given differs" in err and "b" * 32 not in err
     assert fake_nomad.variable("nomad/jobs/matomo-admin")["Items"] == {"salt": "a" * 32}
     assert fake_nomad.variable("nomad/jobs/matomo-archiver") is None
+
+
+class _FakeVault:
+    """A loopback stand-in for Vault's KV v2 read API: GET /v1/<mount>/data/<path>."""
+
+    def __init__(self, secrets: dict[str, dict[str, str]], token: str) -> None:
+        import http.server
+        import threading
+
+        outer = self
+        self.seen_tokens: list[str | None] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                outer.seen_tokens.append(self.headers.get("X-Vault-Token"))
+                path = self.path.removeprefix("/v1/")
+                if self.headers.get("X-Vault-Token") != token:
+                    self._send(403, {"errors": ["permission denied"]})
+                elif path in secrets:
+                    self._send(200, {"data": {"data": secrets[path], "metadata": {"version": 1}}})
+                else:
+                    self._send(404, {"errors": []})
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_vault_check_reads_the_secret_and_names_missing_keys(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
+    data = _example("seed.toml")
+    data["secrets"] = {"provider": "vault", "path": "kv/data/matomo", "vault_role": "matomo"}
+    data["nomad_version"] = "1.7.0"  # workload identity (the nomad-version rule)
+    path = tmp_path / "vault.json"
+    path.write_text(json.dumps(data))
+    vault = _FakeVault({"kv/data/matomo": {"salt": "a" * 32, "database_password": "p"}}, token="vault-token")
+    try:
+        monkeypatch.setenv("VAULT_ADDR", vault.address)
+        monkeypatch.setenv("VAULT_TOKEN", "vault-token")
+        code, out, err = _cli(fake_nomad, "secrets", "check", str(path), monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 24
+        assert out == "kv/data/matomo: database_password present, salt present, redis_password MISSING\n"
+        assert "a" * 32 not in out + err and "vault-token" not in out + err
+        # run refuses too, before registering anything
+        code, _, err = _cli(fake_nomad, "run", str(path), "--detach", monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 24 and "kv/data/matomo:redis_password" in err
+        assert fake_nomad.requests_to(r"^/v1/jobs$", "POST") == []
+        monkeypatch.setenv("VAULT_TOKEN", "wrong")
+        code, _, err = _cli(fake_nomad, "secrets", "check", str(path), monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 10 and "Vault denied the read (403)" in err
+        assert set(vault.seen_tokens) == {"vault-token", "wrong"}
+    finally:
+        vault.close()
