@@ -19,6 +19,7 @@ import jinja2
 
 from ._errors import DeploymentError, Problem
 from ._model import _IMAGE_RE, Deployment
+from ._templates import environment
 from ._version import __version__
 
 MARKETPLACE_URL = "https://plugins.matomo.org/api/2.0/plugins"
@@ -167,25 +168,7 @@ def image_name(reference: str) -> ImageName:
 
 @cache
 def _environment() -> jinja2.Environment:
-    # The job templates' delimiters, so every template in the package reads alike;
-    # neither sh nor make nor a Dockerfile uses `[[`, `[%` or `[#`.
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("matomo_nomad", "templates/image"),
-        block_start_string="[%",
-        block_end_string="%]",
-        variable_start_string="[[",
-        variable_end_string="]]",
-        comment_start_string="[#",
-        comment_end_string="#]",
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        auto_reload=False,
-    )
-    env.filters["sh"] = shlex.quote
-    return env
+    return environment("templates/image", {"sh": shlex.quote})
 
 
 def image_context(deployment: Deployment) -> dict[str, str]:

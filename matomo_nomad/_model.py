@@ -194,8 +194,12 @@ SettingValue = Annotated[
     PlainValidator(_setting_value),
     WithJsonSchema({"anyOf": [_SCALAR_SCHEMA, {"type": "array", "items": _SCALAR_SCHEMA}]}),
 ]
-Settings = dict[IniSection, dict[IniKey, SettingValue]]
-# (checked against the settings matomo-nomad manages by `_check_settings`, below)
+def _unmanaged(settings: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+    return _check_settings(settings)  # defined below, with the settings it protects
+
+
+Settings = Annotated[dict[IniSection, dict[IniKey, SettingValue]], AfterValidator(_unmanaged)]
+"""Extra config.ini.php settings by section; what matomo-nomad manages is refused."""
 
 
 class _Model(BaseModel):
@@ -534,11 +538,6 @@ class _RoleBase(_Model):
         "the deployment-wide settings.",
     )
 
-    @field_validator("settings")
-    @classmethod
-    def _unmanaged(cls, settings: Settings) -> Settings:
-        return _check_settings(settings)
-
     @model_validator(mode="after")
     def _memory_max(self) -> "_RoleBase":
         if self.memory_max is not None and self.memory_max < self.memory:
@@ -752,11 +751,6 @@ class Deployment(_Model):
         description="How `matomo-nomad image` builds matomo.image: the official image's variant and "
         "the GeoIP database (the plugins are the plugins list).",
     )
-
-    @field_validator("settings")
-    @classmethod
-    def _unmanaged(cls, settings: Settings) -> Settings:
-        return _check_settings(settings)
 
     @field_validator("plugins")
     @classmethod

@@ -19,6 +19,7 @@ from . import _apijson, _hcl
 from ._ini import ENCODER_DEFINITION, section_lines
 from ._model import Deployment, Role
 from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, CONTAINER_HTTP_PORT, RoleJob, plan_roles
+from ._templates import environment
 from ._version import __version__
 
 
@@ -71,27 +72,9 @@ class Rendering:
 
 @cache
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("matomo_nomad", "templates"),
-        # nomad-pack's delimiters: HCL and consul-template both use { }.
-        block_start_string="[%",
-        block_end_string="%]",
-        variable_start_string="[[",
-        variable_end_string="]]",
-        comment_start_string="[#",
-        comment_end_string="#]",
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        # Templates ship inside the package and do not change while it runs.
-        auto_reload=False,
+    return environment(
+        "templates", {"hcl": _hcl.value, "hcl_heredoc": _hcl.heredoc, "hcl_attributes": _hcl.attributes}
     )
-    env.filters["hcl"] = _hcl.value
-    env.filters["hcl_heredoc"] = _hcl.heredoc
-    env.filters["hcl_attributes"] = _hcl.attributes
-    return env
 
 
 def config_template(job: RoleJob) -> str:
