@@ -312,12 +312,6 @@ class Cluster:
                 "or pass --skip-secrets-check"
             )
         variables = _secrets.NomadVariables(self.client, deployment.namespace)
-        # check() reads one variable path after the other (one path per job): read them
-        # side by side first, as everything else per job is, and let it use the answers.
-        paths = [loc.path for loc in _secrets.expected_secrets(deployment) if loc.provider == "nomad"]
-        found = dict(zip(paths, _concurrently(variables.read, paths)))
-        read = variables.read
-        variables.read = lambda path: found[path] if path in found else read(path)  # type: ignore[method-assign]
         _secrets.require(_secrets.check(deployment, variables, vault))
 
     def _run_job(

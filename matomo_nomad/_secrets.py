@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import os
 import secrets as _random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ._errors import ClusterError, ConflictError, MissingSecretsError, NotFoundError
 from ._ini import SecretRef
 from ._model import Deployment
 from ._roles import plan_roles
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -175,23 +178,31 @@ class VaultKV:
 # --- operations ----------------------------------------------------------------------
 
 
+def _side_by_side(function: Callable[[str], T], paths: list[str]) -> list[T]:
+    # One path per job by default: read them concurrently, as every per-job call is.
+    if len(paths) < 2:
+        return [function(path) for path in paths]
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        return list(pool.map(function, paths))
+
+
 def check(deployment: Deployment, variables: NomadVariables | None, vault: VaultKV | None) -> list[KeyState]:
     """Whether each expected key exists (never its value)."""
-    states: list[KeyState] = []
-    for location in expected_secrets(deployment):
+    locations = expected_secrets(deployment)
+
+    def present(location: SecretLocation) -> set[str]:
         if location.provider == "nomad":
             if variables is None:
                 raise ClusterError("checking Nomad Variables needs a cluster connection (NOMAD_ADDR)")
             found = variables.read(location.path)
-            present = set(found[0]) if found else set()
-        else:
-            if vault is None:
-                raise ClusterError(
-                    f"{location.path}: checking a Vault secret needs VAULT_ADDR (and VAULT_TOKEN) to be set"
-                )
-            present = vault.read_keys(location.path) or set()
-        states.extend(KeyState(location.path, key, key in present) for key in location.keys)
-    return states
+            return set(found[0]) if found else set()
+        if vault is None:
+            raise ClusterError(f"{location.path}: checking a Vault secret needs VAULT_ADDR (and VAULT_TOKEN) to be set")
+        return vault.read_keys(location.path) or set()
+
+    by_path = {loc.path: loc for loc in locations}
+    keys = dict(zip(by_path, _side_by_side(lambda path: present(by_path[path]), list(by_path))))
+    return [KeyState(loc.path, key, key in keys[loc.path]) for loc in locations for key in loc.keys]
 
 
 def missing(states: list[KeyState]) -> list[KeyState]:
@@ -222,7 +233,8 @@ def init(deployment: Deployment, variables: NomadVariables, given: InitPlan) -> 
     once and copied to every path unchanged; passwords come from `given`."""
     locations = [loc for loc in expected_secrets(deployment) if loc.provider == "nomad"]
     salt_key = deployment.secrets.salt_key
-    current = {loc.path: variables.read(loc.path) for loc in locations}
+    paths = [loc.path for loc in locations]
+    current = dict(zip(paths, _side_by_side(variables.read, paths)))
     salts = {items[salt_key] for items, _ in filter(None, current.values()) if salt_key in items}
     if len(salts) > 1:
         raise ConflictError(
