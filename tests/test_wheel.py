@@ -196,34 +196,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
     dist = root / "dist"
     build_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            "--no-isolation",
-            "--outdir",
-            dist,
-            source,
-        ],
-        cwd=root,
-        env=build_env,
-    )
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--sdist",
-            "--no-isolation",
-            "--outdir",
-            dist,
-            source,
-        ],
-        cwd=root,
-        env=build_env,
-    )
+    for kind in ("--wheel", "--sdist"):
+        _run([sys.executable, "-m", "build", kind, "--no-isolation", "--outdir", dist, source], cwd=root, env=build_env)
     wheels, sdists = sorted(dist.glob("*.whl")), sorted(dist.glob("*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1, sorted(p.name for p in dist.iterdir())
 

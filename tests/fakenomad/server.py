@@ -2487,22 +2487,27 @@ class FakeNomad:
         index, evals = self._blocking(req, query)
         return self._json(evals, index=index, meta=True)
 
-    def _h_eval_get(self, req: RecordedRequest, eval_id: str) -> _Response:
+    def _get_one(self, req: RecordedRequest, store: dict[str, Any], key: str, table: str, what: str) -> _Response:
+        """GET of one object by id, as a blocking query on its ModifyIndex (or, while it
+        does not exist, its table's index)."""
         if req.method != "GET":
             raise _Error(405, ERR_INVALID_METHOD)
         self._query_ns(req)
         self._acl(req)
 
         def query() -> tuple[int, Any]:
-            ev = self._evals.get(eval_id)
-            if ev is None:
-                return self._table("evals"), None
-            return ev["ModifyIndex"], copy.deepcopy(ev)
+            found = store.get(key)
+            if found is None:
+                return self._table(table), None
+            return found["ModifyIndex"], copy.deepcopy(found)
 
-        index, ev = self._blocking(req, query)
-        if ev is None:
-            raise _Error(404, "eval not found", index=index)
-        return self._json(ev, index=index, meta=True)
+        index, found = self._blocking(req, query)
+        if found is None:
+            raise _Error(404, f"{what} not found", index=index)
+        return self._json(found, index=index, meta=True)
+
+    def _h_eval_get(self, req: RecordedRequest, eval_id: str) -> _Response:
+        return self._get_one(req, self._evals, eval_id, "evals", "eval")
 
     def _h_job_versions(self, req: RecordedRequest, job_id: str) -> _Response:
         ns = self._query_ns(req)
@@ -2580,21 +2585,7 @@ class FakeNomad:
         return self._json(reply, index=reply["Index"])
 
     def _h_deployment_get(self, req: RecordedRequest, dep_id: str) -> _Response:
-        if req.method != "GET":
-            raise _Error(405, ERR_INVALID_METHOD)
-        self._query_ns(req)
-        self._acl(req)
-
-        def query() -> tuple[int, Any]:
-            dep = self._deployments.get(dep_id)
-            if dep is None:
-                return self._table("deployment"), None
-            return dep["ModifyIndex"], copy.deepcopy(dep)
-
-        index, dep = self._blocking(req, query)
-        if dep is None:
-            raise _Error(404, "deployment not found", index=index)
-        return self._json(dep, index=index, meta=True)
+        return self._get_one(req, self._deployments, dep_id, "deployment", "deployment")
 
     def _h_deployment_allocations(self, req: RecordedRequest, dep_id: str) -> _Response:
         if req.method != "GET":
