@@ -14,11 +14,13 @@ import re
 from typing import Any
 
 from ._model import nanoseconds
-from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, CONTAINER_HTTP_PORT, RoleJob
+from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, CONTAINER_HTTP_PORT, RoleJob, SecretFile
 
 
-def job(role: RoleJob, config_template: str) -> dict[str, Any]:
-    """The API `Job` object for one role (without the `{"Job": ...}` wrapper)."""
+def job(role: RoleJob, config_template: str, secret_templates: list[str]) -> dict[str, Any]:
+    """The API `Job` object for one role (without the `{"Job": ...}` wrapper).
+
+    `secret_templates` are the consul-template texts of `role.secret_files`, in order."""
     document: dict[str, Any] = {
         "ID": role.job_id,
         "Name": role.job_id,
@@ -38,11 +40,11 @@ def job(role: RoleJob, config_template: str) -> dict[str, Any]:
             "ProhibitOverlap": role.periodic.prohibit_overlap,
             "TimeZone": role.periodic.time_zone,
         }
-    document["TaskGroups"] = [_group(role, config_template)]
+    document["TaskGroups"] = [_group(role, config_template, secret_templates)]
     return document
 
 
-def _group(role: RoleJob, config_template: str) -> dict[str, Any]:
+def _group(role: RoleJob, config_template: str, secret_templates: list[str]) -> dict[str, Any]:
     group: dict[str, Any] = {"Name": role.group, "Count": role.count}
     if role.constraints:
         group["Constraints"] = [
@@ -83,16 +85,20 @@ def _group(role: RoleJob, config_template: str) -> dict[str, Any]:
         "Delay": nanoseconds(r.delay),
         "Mode": r.mode,
     }
-    group["Tasks"] = [_task(role, config_template)]
+    if not role.reschedule:
+        group["ReschedulePolicy"] = {"Attempts": 0, "Unlimited": False}
+    group["Tasks"] = [_task(role, config_template, secret_templates)]
     return group
 
 
-def _task(role: RoleJob, config_template: str) -> dict[str, Any]:
+def _task(role: RoleJob, config_template: str, secret_templates: list[str]) -> dict[str, Any]:
     config: dict[str, Any] = docker_config(role)
     config["mount"] = [
-        {"type": "bind", "source": CONFIG_DESTINATION, "target": CONFIG_TARGET, "readonly": False}
+        {"type": "bind", "source": CONFIG_DESTINATION, "target": CONFIG_TARGET, "readonly": True}
     ]
     task: dict[str, Any] = {"Name": role.task, "Driver": "docker", "Config": _sorted(config)}
+    if role.kill_signal is not None:
+        task["KillSignal"] = role.kill_signal
     if role.kill_timeout is not None:
         task["KillTimeout"] = nanoseconds(role.kill_timeout)
     task["Templates"] = [
@@ -102,7 +108,7 @@ def _task(role: RoleJob, config_template: str) -> dict[str, Any]:
             "ChangeMode": "restart",
             "ErrMissingKey": True,
         }
-    ]
+    ] + [_secret_file(file, text) for file, text in zip(role.secret_files, secret_templates, strict=True)]
     if role.secrets.provider == "vault":
         task["Vault"] = {"Role": role.secrets.vault_role} if role.secrets.vault_role else {}
     if role.env:
@@ -111,9 +117,25 @@ def _task(role: RoleJob, config_template: str) -> dict[str, Any]:
     return task
 
 
+def _secret_file(file: SecretFile, text: str) -> dict[str, Any]:
+    return {
+        "EmbeddedTmpl": text,
+        "DestPath": file.destination,
+        "ChangeMode": "noop",
+        "ErrMissingKey": True,
+        "Perms": SECRET_FILE_PERMS,
+    }
+
+
+SECRET_FILE_PERMS = "0400"
+"""A secret file is read by the task's main process, which starts as root."""
+
+
 def docker_config(role: RoleJob) -> dict[str, Any]:
     """The docker driver's simple options, in the order the job file shows them."""
     config: dict[str, Any] = {"image": role.image}
+    if role.init:
+        config["init"] = True
     if role.port is not None:
         config["ports"] = [role.port]
     if role.command is not None:

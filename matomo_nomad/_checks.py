@@ -7,7 +7,7 @@ Errors stop `render` and `run`; warnings are printed and let them proceed.
 
 Several of the issue's rules are enforced earlier, by the model, and cannot be broken
 in a valid deployment: maintenance_mode anywhere but ingestion, browser archiving
-switched back on, numQueueWorkers differing from the processor count, the Redis cache
+switched back on, numQueueWorkers differing from roles.queue_processor.queues, the Redis cache
 sharing the queue's database, a 6-field cron, an unpinned image. `RULES` lists those
 too, so `validate` can say which rules a deployment was checked against.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._model import Deployment, Role, _version_tuple, nanoseconds
-from ._roles import plan_roles
+from ._roles import pinned_queues, plan_roles
 
 ERROR, WARNING = "error", "warning"
 
@@ -25,7 +25,7 @@ ERROR, WARNING = "error", "warning"
 ENFORCED_BY_MODEL = {
     "maintenance-mode-ingestion-only": "maintenance_mode = 1 is set on ingestion only (settings cannot set it)",
     "browser-archiving-off": "browser archiving is off by all three settings (settings cannot turn it on)",
-    "queue-workers-match": "numQueueWorkers equals roles.queue_processor.count, within the plugin's limit",
+    "queue-workers-match": "numQueueWorkers equals roles.queue_processor.queues, within the plugin's limit",
     "redis-cache-database": "the Redis cache never shares the QueuedTracking database",
     "trusted-hosts": "trusted_hosts[] is never empty (hosts needs at least one entry)",
     "image-pinned": "matomo.image has a version tag or digest, never latest",
@@ -194,7 +194,7 @@ def _secrets_path_needs_policy(d: Deployment) -> list[Finding]:
 
 def _queue_pinning(d: Deployment) -> list[Finding]:
     processor = d.roles.queue_processor
-    if processor.pin_queues and processor.update.canary:
+    if pinned_queues(processor) and processor.update.canary:
         return [
             Finding(
                 "queue-pinning-canary",
@@ -205,6 +205,40 @@ def _queue_pinning(d: Deployment) -> list[Finding]:
             )
         ]
     return []
+
+
+def _idle_processors(d: Deployment) -> list[Finding]:
+    processor = d.roles.queue_processor
+    if processor.count <= processor.queues:
+        return []
+    # Each queue has one lock (QueuedTracking Queue/Manager.php): a processor beyond the
+    # number of queues finds every queue locked and waits.
+    return [
+        Finding(
+            "queue-processors-idle",
+            WARNING,
+            "roles.queue_processor.count",
+            f"{processor.count} processors for {processor.queues} queue(s): a queue is worked by one "
+            f"processor at a time, so {processor.count - processor.queues} of them only wait",
+            f"raise roles.queue_processor.queues to {processor.count} (never lower it), or run fewer processors",
+        )
+    ]
+
+
+def _collation(d: Deployment) -> list[Finding]:
+    if d.database.collation is not None:
+        return []
+    return [
+        Finding(
+            "database-collation",
+            WARNING,
+            "database.collation",
+            "unset: Matomo's installer writes it, and the 5.1.2 and 5.2.0 migrations store it when empty "
+            "(core/Updates/5.1.2-rc1.php), which the read-only config refuses, so the setup job would stop there",
+            "set it to your tables' collation, e.g. utf8mb4_general_ci "
+            "(SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_NAME LIKE '%log_visit')",
+        )
+    ]
 
 
 def _maintenance_mode_rendered(d: Deployment) -> list[Finding]:
@@ -233,6 +267,8 @@ _RULES = (
     _archiver_resources,
     _secrets_path_needs_policy,
     _queue_pinning,
+    _idle_processors,
+    _collation,
 )
 
 RULES = {
@@ -245,5 +281,7 @@ RULES = {
     "archiver-memory": "the archiver has the memory core:archive needs for the declared sites",
     "secrets-path-acl": "a custom Variables path comes with an ACL policy",
     "queue-pinning-canary": "pinned queue processors are not canaried",
+    "queue-processors-idle": "there are no more queue processors than queues",
+    "database-collation": "database.collation is set, so no migration needs to write it",
     **ENFORCED_BY_MODEL,
 }

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 EXIT_USAGE = 64
 EXIT_INTERNAL = 70
 FORMATS = ("hcl", "json", "ini")
-ROLE_NAMES = ("admin", "ingestion", "queue-processor", "archiver")
+ROLE_NAMES = ("admin", "ingestion", "queue-processor", "archiver", "setup")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="matomo-nomad",
-        description="Render a Matomo deployment (admin, ingestion, queue processor, archiver) as Nomad jobs.",
+        description="Render a Matomo deployment (admin, ingestion, queue processor, archiver, setup) as Nomad jobs.",
     )
     parser.add_argument("--version", action="version", version=f"matomo-nomad {__version__}")
     # Not required=True: argparse would then complain about the missing command before

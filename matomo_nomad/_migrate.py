@@ -776,14 +776,11 @@ def _database(im: _Importer, keys: Any) -> dict[str, Any]:
             given = im.take(section, key)
             effect = "Matomo's default is the same" if given == default else f"Matomo uses its default {default} instead"
             im.note(section, key, given, f"dropped: {why}; {effect}")
-    if im.has(section, "collation"):
-        im.note(
-            section,
-            "collation",
-            im.take(section, "collation"),
-            "dropped: the deployment file has no field for it, so connections get the MySQL server's "
-            "default collation for the charset (add it back when the deployment file can set it)",
-        )
+    collation = im.take(section, "collation")
+    if collation not in (None, ""):
+        # Kept: with a read-only config, an empty collation stops the 5.1.2 and 5.2.0
+        # migrations that would store it (core/Updates/5.1.2-rc1.php).
+        database["collation"] = _php_text(collation)
     im.drop_rest(section, "the deployment file's database table has no field for it")
 
     reader = _database_reader(im, keys, database, password)
@@ -938,6 +935,9 @@ def _queued_tracking(im: _Importer, keys: Any, redis_host: str | None) -> tuple[
     workers = im.take(section, "numQueueWorkers")
     if workers not in (None, ""):
         if isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1:
+            # The number of queues must be kept (lowering it strands queued requests);
+            # one processor per queue works each queue on its own.
+            role["queues"] = workers
             role["count"] = workers
         else:
             im.note(section, "numQueueWorkers", workers, "dropped: not a number of workers")
@@ -1055,7 +1055,7 @@ def _plugins(im: _Importer) -> None:
         extra = [p for p in names if p not in DEFAULT_PLUGINS]
         absent = sorted(DEFAULT_PLUGINS - _VERSION_SPECIFIC_PLUGINS - set(names))
         im.left["Plugins"].pop("Plugins")
-        text = f"[Plugins] Plugins[] ({len(names)} plugins) dropped: a Plugins[] list replaces Matomo's whole default list; plugins are activated in the image"
+        text = f"[Plugins] Plugins[] ({len(names)} plugins) dropped: a Plugins[] list replaces Matomo's whole default list; the image's common.config.ini.php lists every plugin"
         if extra:
             known = [p for p in extra if p in ("QueuedTracking", "SecurityInfo")]
             bake = [p for p in extra if p not in known]
@@ -1072,16 +1072,16 @@ def _plugins(im: _Importer) -> None:
                 f"Plugins[] list: {', '.join(absent)} (deactivate them in the image if you still want them off)"
             )
         im.notes.append(text)
-    im.drop_rest("Plugins", "plugins are activated in the image, not listed in config.ini.php")
+    im.drop_rest("Plugins", "the image's common.config.ini.php lists the plugins, generated at build time")
     im.left.pop("Plugins", None)
     installed = im.left.get("PluginsInstalled", {}).pop("PluginsInstalled", None)
     if installed is not None:
         count = len(installed) if isinstance(installed, list) else 1
         im.notes.append(
-            f"[PluginsInstalled] PluginsInstalled[] ({count} plugins) dropped: plugins are activated in the image, "
-            "and Matomo records them again there"
+            f"[PluginsInstalled] PluginsInstalled[] ({count} plugins) dropped: the image's common.config.ini.php "
+            "lists every plugin as installed, and the setup job installs any the database has not seen"
         )
-    im.drop_rest("PluginsInstalled", "plugins are activated in the image")
+    im.drop_rest("PluginsInstalled", "the image's common.config.ini.php lists the plugins, generated at build time")
     im.left.pop("PluginsInstalled", None)
     for old in ("Plugins_Tracker",):
         im.drop_rest(old, "Matomo has not read this section since 2.x")

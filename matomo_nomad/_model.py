@@ -241,6 +241,12 @@ class Proxy(_Model):
         "when reading the client IP from a forwarded list.",
     )
     force_ssl: bool = Field(True, description="[General] force_ssl: redirect plain http to https.")
+    assume_secure_protocol: bool = Field(
+        False,
+        description="[General] assume_secure_protocol: always assume https. Matomo then ignores the "
+        "forwarded protocol headers entirely (core/Url.php), which is right only when every request "
+        "reaches Matomo over https or through a proxy that terminates it.",
+    )
     count: int = Field(
         1,
         ge=0,
@@ -275,6 +281,12 @@ class Database(_Model):
     adapter: Literal["PDO\\MYSQL", "MYSQLI"] = Field("PDO\\MYSQL", description="[database] adapter.")
     charset: _matching(r"^[a-z0-9_]+$", "must be a MySQL charset name such as utf8mb4") = Field(
         "utf8mb4", description="[database] charset."
+    )
+    collation: _matching(r"^[a-z0-9_]+$", "must be a MySQL collation name such as utf8mb4_general_ci") | None = Field(
+        None,
+        description="[database] collation, e.g. utf8mb4_general_ci. The web installer writes it; here the "
+        "config is read-only, and the 5.1.2 and 5.2.0 migrations store it when it is empty, so the setup "
+        "job stops and names the value to set when an update needs it.",
     )
     tls: DatabaseTLS = Field(default_factory=DatabaseTLS)
     reader: DatabaseReader | None = Field(None, description="Optional read replica ([database_reader]).")
@@ -407,6 +419,10 @@ class Secrets(_Model):
     )
     redis_password_key: IniKey = Field("redis_password", description="Key holding QueuedTracking redisPassword.")
     redis_cache_password_key: IniKey = Field("redis_cache_password", description="Key holding [RedisCache] password.")
+    superuser_password_key: IniKey = Field(
+        "superuser_password",
+        description="Key holding the first superuser's password, read by the setup job only (when [install] is set).",
+    )
 
     @model_validator(mode="after")
     def _path_fits_provider(self) -> "Secrets":
@@ -433,12 +449,14 @@ class Secrets(_Model):
 
 
 class Role(str, Enum):
-    """The four jobs of a deployment. Values are the keys under [roles]."""
+    """The jobs of a deployment: the four roles of the write-up, and the one-shot setup
+    job that brings the database to what the image needs. Values are the keys under [roles]."""
 
     admin = "admin"
     ingestion = "ingestion"
     queue_processor = "queue_processor"
     archiver = "archiver"
+    setup = "setup"
 
     @property
     def slug(self) -> str:
@@ -571,16 +589,38 @@ class IngestionRole(_ServiceRoleBase):
 
 class QueueProcessorRole(_ServiceRoleBase):
     count: int = Field(
-        1, ge=1, le=4096, description="Processor allocations; also QueuedTracking numQueueWorkers."
+        1,
+        ge=1,
+        le=4096,
+        description="Processor allocations. Independent of queues: with as many processors as queues "
+        "each works its own queue, otherwise every processor works every queue.",
+    )
+    queues: int = Field(
+        1,
+        ge=1,
+        le=4096,
+        description="QueuedTracking numQueueWorkers: how many Redis queues tracking requests are spread "
+        "over (a request goes to queue visitorId mod queues). 1 is the plugin's own default; raise it "
+        "with the processor count. Lowering it is refused by plan and run: the requests waiting in the "
+        "removed queues would never be processed.",
     )
     cpu: int = Field(250, ge=1, description="CPU in MHz.")
-    sleep: Duration = Field("5s", description="Pause after each queuedtracking:process run (it exits when the queue is short).")
+    sleep: Duration = Field(
+        "5s",
+        description="Pause between processing rounds (whole seconds, at least 1): queuedtracking:process "
+        "--sleep from QueuedTracking 5.1, the shell loop's sleep before.",
+    )
     pin_queues: bool = Field(
-        True, description="Run each allocation on its own queue: --queue-id from NOMAD_ALLOC_INDEX."
+        True,
+        description="When processors equal queues, run each allocation on its own queue "
+        "(--queue-id from NOMAD_ALLOC_INDEX). Never pinned otherwise, so every queue is worked.",
     )
     requests_per_batch: int = Field(25, ge=1, description="QueuedTracking numRequestsToProcess.")
     max_consecutive_failures: int = Field(
-        10, ge=1, description="Exit (so Nomad restarts the task) after this many failed runs in a row."
+        10,
+        ge=1,
+        description="QueuedTracking 5.0 only (the shell loop): exit, so Nomad restarts the task, after "
+        "this many failed runs in a row. From 5.1 the command loops itself and exits on its first failure.",
     )
 
 
@@ -610,15 +650,19 @@ class Schedule(_Model):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        if value == "UTC":
-            return value
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        return _iana_zone(value)
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("is not an IANA time zone such as Europe/Berlin") from None
+
+def _iana_zone(value: str) -> str:
+    if value == "UTC":
         return value
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("is not an IANA time zone such as Europe/Berlin") from None
+    return value
 
 
 class ArchiveOptions(_Model):
@@ -640,8 +684,18 @@ class ArchiveOptions(_Model):
         return value
 
 
+def _no_restart() -> Restart:
+    return Restart(attempts=0)
+
+
 class ArchiverRole(_RoleBase):
     memory: int = Field(1024, ge=10, description="Memory in MB (core:archive is the hungriest role).")
+    restart: Restart = Field(
+        default_factory=_no_restart,
+        description="Defaults to no restart: core:archive exits 1 whenever it logged a warning (Matomo "
+        "core/Console.php), not only when it failed, and a restart reruns the whole archive; the next "
+        "scheduled launch is the retry.",
+    )
     schedule: Schedule = Field(default_factory=Schedule)
     archive: ArchiveOptions = Field(default_factory=ArchiveOptions)
     kill_timeout: Duration = Field(
@@ -652,11 +706,55 @@ class ArchiverRole(_RoleBase):
     )
 
 
+class SetupRole(_RoleBase):
+    """The one-shot setup job: installs an empty database, installs new plugins, runs the updater."""
+
+    memory: int = Field(1024, ge=10, description="Memory in MB (migrations of large tables need it).")
+    restart: Restart = Field(
+        default_factory=_no_restart,
+        description="Defaults to no restart: `run` reports a failed setup with its task events and "
+        "registers nothing else; running it again is a new attempt.",
+    )
+    kill_timeout: Duration = Field(
+        "5m", description="Grace period before a stopped setup is killed: a migration should finish."
+    )
+
+
 class Roles(_Model):
     admin: AdminRole = Field(default_factory=AdminRole)
     ingestion: IngestionRole = Field(default_factory=IngestionRole)
     queue_processor: QueueProcessorRole = Field(default_factory=QueueProcessorRole)
     archiver: ArchiverRole = Field(default_factory=ArchiverRole)
+    setup: SetupRole = Field(default_factory=SetupRole)
+
+
+_LOGIN = r"^[A-Za-z0-9_.@-]{2,100}$"
+
+
+class Install(_Model):
+    """What the setup job creates in an empty database: the first superuser and website.
+
+    Without this table, a setup job that finds an empty database stops and names it."""
+
+    superuser_login: _matching(_LOGIN, "must be 2-100 letters, digits, _ . @ or - (Matomo's login rule)") = Field(
+        description="Login of the first superuser; the password is the secret secrets.superuser_password_key."
+    )
+    superuser_email: _matching(
+        r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$", "must be an email address such as admin@example.com"
+    ) = Field(description="Email address of the first superuser.")
+    site_name: Text | None = Field(None, min_length=1, description="Name of the first website. Default: the first host.")
+    site_url: _matching(
+        r"^https?://[^\s\x00-\x1f]+$", "must be an http(s) URL such as https://www.example.com"
+    ) | None = Field(None, description="URL of the first website. Default: https://<first host>.")
+    timezone: str = Field("UTC", description="Time zone of the first website (IANA name or UTC).")
+    currency: _matching(r"^[A-Z]{3}$", "must be a three-letter ISO 4217 code such as EUR") = Field(
+        "USD", description="Currency of the first website."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _iana_zone(value)
 
 
 # Settings the deployment file describes elsewhere: allowing them in free-form settings
@@ -673,6 +771,9 @@ _MANAGED_SETTINGS: dict[str, dict[str, str]] = {
         "browser_archiving_disabled_enforce": "kept at 1: only the archiver archives",
         "enable_browser_archiving_triggering": "kept at 0: only the archiver archives",
         "enable_general_settings_admin": "kept at 0 so the UI cannot turn browser archiving back on",
+        "enable_plugins_admin": "kept at 0: plugins are baked into the image, and (de)activating one from "
+        "the UI would write the read-only config",
+        "assume_secure_protocol": "set proxy.assume_secure_protocol",
         "maintenance_mode": "matomo-nomad sets it on ingestion only; core:archive refuses to run in maintenance mode",
     },
 }
@@ -681,8 +782,9 @@ _MANAGED_SECTIONS: dict[str, str] = {
     "database_reader": "set database.reader",
     "QueuedTracking": "set the redis table and roles.queue_processor",
     "RedisCache": "set the redis_cache table",
-    "Plugins": "a Plugins[] list replaces Matomo's whole default list and disables Login; plugins are activated in the image",
-    "PluginsInstalled": "plugins are activated in the image, not listed in config.ini.php",
+    "Plugins": "the image's common.config.ini.php holds the complete list, generated at build time; a list "
+    "here would replace it, and a partial one disables Login",
+    "PluginsInstalled": "the image's common.config.ini.php holds the complete list, generated at build time",
 }
 
 
@@ -714,7 +816,7 @@ class Deployment(_Model):
 
     name: DnsLabel = Field(
         description="Deployment name: job ids are <name>-admin, <name>-ingestion, "
-        "<name>-queue-processor and <name>-archiver.",
+        "<name>-queue-processor, <name>-archiver and <name>-setup.",
     )
     datacenters: list[NomadName] = Field(default_factory=lambda: ["*"], min_length=1)
     region: NomadName = "global"
@@ -740,6 +842,11 @@ class Deployment(_Model):
         description="Plugins baked into the image, with their own versions. QueuedTracking is required.",
     )
     secrets: Secrets = Field(default_factory=Secrets)
+    install: Install | None = Field(
+        None,
+        description="The first superuser and website, created by the setup job in an empty database "
+        "(Matomo's web installer is never used: the config is read-only).",
+    )
     settings: Settings = Field(
         default_factory=dict,
         description="Extra config.ini.php settings for every role, by section, e.g. "
@@ -774,10 +881,13 @@ class Deployment(_Model):
                 "redis_cache.database: the cache would share the QueuedTracking queue's Redis database "
                 "(pick another database number)"
             )
-        workers = self.roles.queue_processor.count
-        if workers > 16 and _version_tuple(self.queued_tracking.version) < (5, 1):
+        queues = self.roles.queue_processor.queues
+        if queues > 16 and _version_tuple(self.queued_tracking.version) < (5, 1):
+            # Config values skip the settings' validators (reference/matomo.md), so the plugin
+            # would not refuse it: this is the only place the 1-16 range of QueuedTracking 5.0.7
+            # (SystemSettings.php 199, NumberRange(1, 16)) is enforced.
             errors.append(
-                f"roles.queue_processor.count: {workers} workers, but QueuedTracking "
+                f"roles.queue_processor.queues: {queues} queues, but QueuedTracking "
                 f"{self.queued_tracking.version} allows at most 16 (5.1.0 raised it to 4096)"
             )
         if errors:

@@ -18,7 +18,7 @@ import jinja2
 from . import _apijson, _hcl
 from ._ini import ENCODER_DEFINITION, section_lines
 from ._model import Deployment, Role
-from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, CONTAINER_HTTP_PORT, RoleJob, plan_roles
+from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, CONTAINER_HTTP_PORT, RoleJob, SecretFile, plan_roles
 from ._templates import environment
 from ._version import __version__
 
@@ -52,7 +52,7 @@ class RenderedRole:
 
 @dataclass(frozen=True)
 class Rendering:
-    """The four roles' artifacts, in role order."""
+    """Every job's artifacts, in role order (the four roles, then the setup job)."""
 
     deployment: Deployment = field(repr=False)
     roles: dict[Role, RenderedRole]
@@ -90,9 +90,21 @@ def config_template(job: RoleJob) -> str:
     )
 
 
-def job_hcl(job: RoleJob, config: str) -> str:
-    template = "archiver.nomad.tpl" if job.periodic is not None else "service.nomad.tpl"
+def secret_file_template(job: RoleJob, file: SecretFile) -> str:
+    """consul-template source printing one secret exactly as stored: no newline added,
+    no encoding (the reader takes the file's bytes)."""
+    item = job.secrets.item.format(key=file.key)
+    return f"{job.secrets.opening}{{{{ {item} }}}}{{{{- end }}}}"
+
+
+_TEMPLATES = {Role.archiver: "archiver.nomad.tpl", Role.setup: "setup.nomad.tpl"}
+
+
+def job_hcl(job: RoleJob, config: str, secret_templates: list[str]) -> str:
+    template = _TEMPLATES.get(job.role, "service.nomad.tpl")
     task_attributes: dict[str, object] = {"driver": "docker"}
+    if job.kill_signal is not None:
+        task_attributes["kill_signal"] = job.kill_signal
     if job.kill_timeout is not None:
         task_attributes["kill_timeout"] = job.kill_timeout
     return _environment().get_template(template).render(
@@ -105,6 +117,10 @@ def job_hcl(job: RoleJob, config: str) -> str:
         config_template=config,
         config_destination=CONFIG_DESTINATION,
         config_target=CONFIG_TARGET,
+        secret_files=[
+            {"template": text, "destination": file.destination, "perms": _apijson.SECRET_FILE_PERMS}
+            for file, text in zip(job.secret_files, secret_templates, strict=True)
+        ],
     )
 
 
@@ -116,15 +132,16 @@ def job_hash(document: dict[str, Any]) -> str:
 
 def render_role(job: RoleJob) -> RenderedRole:
     config = config_template(job)
+    secrets = [secret_file_template(job, file) for file in job.secret_files]
     # The mark that says which deployment owns the job (status and destroy act only on
     # marked jobs) and which rendering it is: a hash of everything else in the job.
-    mark = {"matomo_nomad_version": __version__, "matomo_nomad_hash": job_hash(_apijson.job(job, config))}
+    mark = {"matomo_nomad_version": __version__, "matomo_nomad_hash": job_hash(_apijson.job(job, config, secrets))}
     job = replace(job, meta={**job.meta, **mark})
     return RenderedRole(
         role=job.role,
         job_id=job.job_id,
-        hcl=job_hcl(job, config),
-        job=_apijson.job(job, config),
+        hcl=job_hcl(job, config, secrets),
+        job=_apijson.job(job, config, secrets),
         config_template=config,
     )
 

@@ -1,4 +1,4 @@
-"""Per-role decisions: what each of the four jobs runs and which settings it gets.
+"""Per-role decisions: what each job runs and which settings it gets.
 
 Everything about Matomo-on-Nomad that is a choice lives here, in plain data
 (`RoleJob`); the renderers after this stage only lay that data out as HCL, API JSON
@@ -7,8 +7,11 @@ and config.ini.php, and must not decide anything themselves.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
+from ._global_ini import KEY_ORDER
 from ._ini import SecretRef, Section, Value
 from ._model import (
     ArchiverRole,
@@ -19,6 +22,7 @@ from ._model import (
     Restart,
     Role,
     Schedule,
+    SetupRole,
     Update,
     _version_tuple,
     nanoseconds,
@@ -31,8 +35,26 @@ CONFIG_TARGET = "/var/www/html/config/config.ini.php"
 CONFIG_DESTINATION = "secrets/config.ini.php"
 HTTP_PORT = "http"
 CONTAINER_HTTP_PORT = 80
+# Baked into the image by `matomo-nomad image` (templates/image/setup.php).
+SETUP_SCRIPT = "/usr/local/lib/matomo-nomad/setup.php"
+# The docker driver mounts the task's secrets/ directory at /secrets.
+SUPERUSER_PASSWORD_DESTINATION = "secrets/superuser_password"
+SUPERUSER_PASSWORD_FILE = "/secrets/superuser_password"
 
-JOB_TYPES = {Role.admin: "service", Role.ingestion: "service", Role.queue_processor: "service", Role.archiver: "batch"}
+JOB_TYPES = {
+    Role.admin: "service",
+    Role.ingestion: "service",
+    Role.queue_processor: "service",
+    Role.archiver: "batch",
+    Role.setup: "batch",
+}
+CONSOLE_ROLES = (Role.queue_processor, Role.archiver, Role.setup)
+"""Roles whose main process is PHP on the command line rather than Apache."""
+
+META_SETUP = "matomo_nomad_setup"
+"""Job meta: the fingerprint of what the setup job prepared the database for."""
+META_QUEUES = "matomo_nomad_queues"
+"""Job meta: QueuedTracking's numQueueWorkers the jobs were rendered with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +95,14 @@ class ServiceRegistration:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretFile:
+    """A file the task gets at `destination`, holding exactly one secret's value."""
+
+    destination: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class RoleJob:
     """Everything the renderers need to write one role's job and its config."""
 
@@ -102,13 +132,50 @@ class RoleJob:
     port: str | None
     periodic: Schedule | None
     kill_timeout: str | None
+    kill_signal: str | None
+    init: bool
+    """The docker driver runs an init as PID 1 that forwards the stop signal."""
+    reschedule: bool
+    """False: a failed allocation is final (Nomad's batch default reschedules it once)."""
     secrets: SecretSource
     config: list[Section] = field(default_factory=list)
+    secret_files: list[SecretFile] = field(default_factory=list)
+
+    @property
+    def secret_keys(self) -> list[str]:
+        """Every secret key the job reads, in the order it first reads them."""
+        keys: list[str] = []
+        for section in self.config:
+            for value in section.values.values():
+                if isinstance(value, SecretRef) and value.key not in keys:
+                    keys.append(value.key)
+        keys.extend(f.key for f in self.secret_files if f.key not in keys)
+        return keys
 
 
 def plan_roles(deployment: Deployment) -> list[RoleJob]:
-    """The four role jobs, in a fixed order (admin, ingestion, queue processor, archiver)."""
+    """Every job, in a fixed order (admin, ingestion, queue processor, archiver, setup)."""
     return [_role_job(deployment, role) for role in Role]
+
+
+def setup_fingerprint(d: Deployment) -> str:
+    """What the setup job brings the database to: the code (image, Matomo and plugin
+    versions) and the database it works on. A running job whose meta carries another
+    value was started against a database that has not seen this setup."""
+    basis = {
+        "image": d.matomo.image,
+        "matomo": d.matomo.version,
+        "plugins": sorted((p.name, p.version) for p in d.plugins),
+        "database": [d.database.host, d.database.port, d.database.name, d.database.table_prefix],
+    }
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def pinned_queues(spec: QueueProcessorRole) -> bool:
+    # One pinned process works one queue id and never another (QueuedTracking 5.1.1
+    # Queue/Manager.php 259-270): pinning with fewer processors than queues would leave
+    # queues unworked, with more it would pin two to one id and leave none for others.
+    return spec.pin_queues and spec.count == spec.queues
 
 
 def _role_job(d: Deployment, role: Role) -> RoleJob:
@@ -117,6 +184,7 @@ def _role_job(d: Deployment, role: Role) -> RoleJob:
     is_service = JOB_TYPES[role] == "service"
     command, args = _command(d, role)
     registration = _service(d, role) if role in (Role.admin, Role.ingestion) else None
+    console = role in CONSOLE_ROLES
     return RoleJob(
         role=role,
         job_id=job_id,
@@ -128,12 +196,18 @@ def _role_job(d: Deployment, role: Role) -> RoleJob:
         namespace=d.namespace,
         node_pool=d.node_pool,
         priority=d.priority,
-        meta={"matomo_nomad_deployment": d.name, "matomo_nomad_role": role.value, "matomo_version": d.matomo.version},
+        meta={
+            "matomo_nomad_deployment": d.name,
+            "matomo_nomad_role": role.value,
+            "matomo_version": d.matomo.version,
+            META_SETUP: setup_fingerprint(d),
+            META_QUEUES: str(d.roles.queue_processor.queues),
+        },
         count=spec.count if is_service else 1,
         image=d.matomo.image,
         command=command,
         args=args,
-        env=dict(spec.env),
+        env={**(_install_env(d) if role is Role.setup else {}), **spec.env},
         cpu=spec.cpu,
         memory=spec.memory,
         memory_max=spec.memory_max,
@@ -143,10 +217,37 @@ def _role_job(d: Deployment, role: Role) -> RoleJob:
         service=registration,
         port=HTTP_PORT if registration is not None else None,
         periodic=spec.schedule if isinstance(spec, ArchiverRole) else None,
-        kill_timeout=spec.kill_timeout if isinstance(spec, ArchiverRole) else None,
+        kill_timeout=spec.kill_timeout if isinstance(spec, (ArchiverRole, SetupRole)) else None,
+        # The official apache image's STOPSIGNAL is SIGWINCH (Apache's graceful stop),
+        # which PHP on the command line ignores; and PID 1 of a container drops every
+        # signal it has no handler for, which is PHP's case (reference/matomo.md,
+        # "Signals"). So console roles get SIGTERM, delivered through an init.
+        kill_signal="SIGTERM" if console else None,
+        init=console,
+        reschedule=JOB_TYPES[role] == "service",
         secrets=_secret_source(d, job_id),
         config=_config(d, role),
+        secret_files=[SecretFile(SUPERUSER_PASSWORD_DESTINATION, d.secrets.superuser_password_key)]
+        if role is Role.setup and d.install is not None
+        else [],
     )
+
+
+def _install_env(d: Deployment) -> dict[str, str]:
+    """What setup.php reads to create the first superuser and website (env names are
+    setup.php's); the password comes as a file, never through the environment."""
+    install = d.install
+    if install is None:
+        return {}
+    return {
+        "MATOMO_NOMAD_SUPERUSER_LOGIN": install.superuser_login,
+        "MATOMO_NOMAD_SUPERUSER_EMAIL": install.superuser_email,
+        "MATOMO_NOMAD_SUPERUSER_PASSWORD_FILE": SUPERUSER_PASSWORD_FILE,
+        "MATOMO_NOMAD_SITE_NAME": install.site_name or d.hosts[0],
+        "MATOMO_NOMAD_SITE_URL": install.site_url or f"https://{d.hosts[0]}",
+        "MATOMO_NOMAD_SITE_TIMEZONE": install.timezone,
+        "MATOMO_NOMAD_SITE_CURRENCY": install.currency,
+    }
 
 
 def _secret_source(d: Deployment, job_id: str) -> SecretSource:
@@ -160,24 +261,42 @@ def _secret_source(d: Deployment, job_id: str) -> SecretSource:
 
 def _command(d: Deployment, role: Role) -> tuple[str | None, list[str]]:
     if role is Role.queue_processor:
-        return "/bin/sh", ["-c", _queue_loop(d.roles.queue_processor)]
+        return _queue_command(d)
     if role is Role.archiver:
         return CONSOLE, _archive_args(d, d.roles.archiver)
+    if role is Role.setup:
+        return "php", [SETUP_SCRIPT]
     # admin and ingestion: the image's own command (apache2-foreground).
     return None, []
 
 
-def _queue_loop(spec: QueueProcessorRole) -> str:
-    # queuedtracking:process exits as soon as too few requests are queued, so a bare
-    # `while true` would spin: pause after every run. A run that keeps failing (database
-    # or Redis down) ends the task after a bound, so Nomad's restart policy and the
-    # allocation's health show it instead of a loop that looks alive.
-    # Shell `$VAR` (never `${VAR}`) keeps the text free of HCL interpolation syntax.
-    process = f"{CONSOLE} queuedtracking:process"
-    if spec.pin_queues:
-        process += ' --queue-id="$NOMAD_ALLOC_INDEX"'
-    # POSIX sleep takes whole seconds; at least one, so the loop can never spin.
+def _queue_command(d: Deployment) -> tuple[str, list[str]]:
+    spec = d.roles.queue_processor
+    # Whole seconds, at least one: --sleep takes an integer >= 1, POSIX sleep too.
     pause = max(1, round(nanoseconds(spec.sleep) / 10**9))
+    if _version_tuple(d.queued_tracking.version) >= (5, 1):
+        # The command's own loop (QueuedTracking 5.1.0 Commands/Process.php: --cycle=0
+        # runs forever). Only inside it does the batch size drop to 1 after ~10 s with
+        # nothing processed, so a quiet queue holding fewer than numRequestsToProcess
+        # requests is flushed; short runs from a shell loop never get there.
+        args = ["queuedtracking:process", "--cycle=0", f"--sleep={pause}"]
+        if pinned_queues(spec):
+            # Interpolated by the Nomad client in the driver's args.
+            args.append("--queue-id=${NOMAD_ALLOC_INDEX}")
+        return CONSOLE, args
+    return "/bin/sh", ["-c", _queue_loop(spec, pause)]
+
+
+def _queue_loop(spec: QueueProcessorRole, pause: int) -> str:
+    # QueuedTracking 5.0 has no loop of its own, and queuedtracking:process exits as soon
+    # as too few requests are queued, so a bare `while true` would spin: pause after
+    # every run. A run that keeps failing (database or Redis down) ends the task after a
+    # bound, so Nomad's restart policy and the allocation's health show it instead of a
+    # loop that looks alive. Shell `$VAR` (never `${VAR}`) keeps the text free of HCL
+    # interpolation syntax.
+    process = f"{CONSOLE} queuedtracking:process"
+    if pinned_queues(spec):
+        process += ' --queue-id="$NOMAD_ALLOC_INDEX"'
     # One line, so the job file shows it as it will run.
     return (
         "failures=0; while :; do "
@@ -237,6 +356,8 @@ def _config(d: Deployment, role: Role) -> list[Section]:
         "adapter": db.adapter,
         "charset": db.charset,
     }
+    if db.collation is not None:
+        database["collation"] = db.collation
     database.update(_database_tls(d))
     sections = [Section("database", database)]
 
@@ -271,8 +392,13 @@ def _config(d: Deployment, role: Role) -> list[Section]:
             "browser_archiving_disabled_enforce": True,
             "enable_browser_archiving_triggering": False,
             "enable_general_settings_admin": False,
+            # Plugins are baked into the image; (de)activating one in the UI would write
+            # the read-only config (reference/matomo.md, "Plugin state").
+            "enable_plugins_admin": False,
         }
     )
+    if d.proxy.assume_secure_protocol:
+        general["assume_secure_protocol"] = True
     if role is Role.ingestion:
         # Tracking keeps working in maintenance mode; the UI and API do not. Never on the
         # archiver: core:archive refuses to run in maintenance mode.
@@ -294,7 +420,21 @@ def _config(d: Deployment, role: Role) -> list[Section]:
             redis_cache["password"] = SecretRef(keys.redis_cache_password_key)
         sections.append(Section("RedisCache", redis_cache))
 
-    return _merge_extra(sections, d.settings, getattr(d.roles, role.value).settings)
+    return _in_matomo_order(_merge_extra(sections, d.settings, getattr(d.roles, role.value).settings))
+
+
+def _in_matomo_order(sections: list[Section]) -> list[Section]:
+    """Each section's keys in global.ini.php's order, then the others as they came.
+
+    Matomo's dirty check compares each section serialised in that order with the file
+    as read (core/Config/IniFileChain.php 5.1.2, dumpChanges): in any other order every
+    save Matomo attempts is a rewrite, and with the read-only config an error."""
+    ordered: list[Section] = []
+    for section in sections:
+        rank = {key: i for i, key in enumerate(KEY_ORDER.get(section.name, ()))}
+        values = sorted(section.values.items(), key=lambda item: rank.get(item[0], len(rank)))
+        ordered.append(Section(section.name, dict(values)))
+    return ordered
 
 
 def _database_tls(d: Deployment) -> dict[str, Value]:
@@ -331,11 +471,16 @@ def _queued_tracking(d: Deployment) -> dict[str, Value]:
         else:
             values["useSentinelBackend"] = True
         values["sentinelMasterName"] = redis.sentinel.master
+    elif _version_tuple(d.queued_tracking.version) >= (5, 1):
+        # 1 = standalone Redis, said in the config so a backend type once saved in the
+        # UI (stored in the database) cannot win (QueuedTracking 5.1.0 SystemSettings).
+        values["useWhatRedisBackendType"] = 1
     values.update(
         {
             "queueEnabled": True,
-            # One queue per processor allocation: each pins itself with --queue-id.
-            "numQueueWorkers": d.roles.queue_processor.count,
+            # The number of queues, not of processors: requests go to queue
+            # visitorId mod numQueueWorkers (QueuedTracking 5.1.1 Queue/Manager.php 215-228).
+            "numQueueWorkers": d.roles.queue_processor.queues,
             "numRequestsToProcess": d.roles.queue_processor.requests_per_batch,
             # Dedicated processors run; tracking requests should only enqueue.
             "processDuringTrackingRequest": False,

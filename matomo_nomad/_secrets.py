@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ._errors import ClusterError, ConflictError, MissingSecretsError, NotFoundError
-from ._ini import SecretRef
 from ._model import Deployment
 from ._roles import plan_roles
 
@@ -48,15 +47,12 @@ class KeyState:
 
 
 def expected_secrets(deployment: Deployment) -> list[SecretLocation]:
-    """Every secret location the four jobs read, in role order, with its keys."""
+    """Every secret location the jobs read, in role order, with its keys."""
     found: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
     for job in plan_roles(deployment):
         keys, jobs = found.setdefault((job.secrets.provider, job.secrets.path), ([], []))
         jobs.append(job.job_id)
-        for section in job.config:
-            for value in section.values.values():
-                if isinstance(value, SecretRef) and value.key not in keys:
-                    keys.append(value.key)
+        keys.extend(key for key in job.secret_keys if key not in keys)
     return [SecretLocation(p, path, tuple(keys), tuple(jobs)) for (p, path), (keys, jobs) in found.items()]
 
 

@@ -20,6 +20,8 @@ SECRETS = {
     "database_reader_password": "reader-" + HOSTILE,
     "redis_password": "r&d$;{{",
     "redis_cache_password": "c" + HOSTILE,
+    # Read as a file, raw: its trailing newline and spaces are part of it.
+    "superuser_password": " su" + HOSTILE + "\n",
 }
 
 
@@ -39,8 +41,18 @@ def everything() -> dict[str, Any]:
             "adapter": "MYSQLI",
             "tls": {"enabled": True, "ca": "/etc/ssl/" + HOSTILE, "verify": False},
             "reader": {"host": "10.0.0.7", "port": 3307, "user": "reader"},
+            "collation": "utf8mb4_unicode_520_ci",
         }
     )
+    data["proxy"]["assume_secure_protocol"] = True
+    data["install"] = {
+        "superuser_login": "root.admin@x",
+        "superuser_email": "a+b@example.org",
+        "site_name": "site " + HOSTILE,
+        "site_url": "https://example.org/" + "a%20b?c=d&e",
+        "timezone": "Asia/Kolkata",
+        "currency": "JPY",
+    }
     data["redis"] = {"sentinel": {"master": "mymaster" + HOSTILE, "addresses": ["s1:26379", "s2:26379"]}, "database": 3, "timeout": 2.5, "password": True}
     data["redis_cache"] = {"host": "cache.internal", "database": 4, "password": True}
     data["secrets"] = {"provider": "vault", "path": "kv/data/matomo", "vault_role": "matomo"}
@@ -60,7 +72,8 @@ def everything() -> dict[str, Any]:
         }
     )
     roles["ingestion"]["service"] = {"enabled": True, "check": None, "tags": []}
-    roles["queue_processor"].update({"count": 3, "pin_queues": False, "sleep": "1m30s", "requests_per_batch": 50})
+    roles["queue_processor"].update({"count": 3, "queues": 4, "sleep": "1m30s", "requests_per_batch": 50})
+    roles["setup"] = {"memory": 2048, "env": {"EXTRA": HOSTILE}}
     roles["archiver"].update(
         {
             "schedule": {"cron": "15 */2 * * 1-5", "time_zone": "Europe/Berlin", "prohibit_overlap": False},

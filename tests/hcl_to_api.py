@@ -71,7 +71,7 @@ def api_job(dump: dict[str, Any]) -> dict[str, Any]:
 
 def _group(block: dict[str, Any]) -> dict[str, Any]:
     body = block["body"]
-    _known(body, {"count"}, {"constraint", "update", "network", "service", "restart", "task"}, "group")
+    _known(body, {"count"}, {"constraint", "update", "network", "service", "restart", "reschedule", "task"}, "group")
     group: dict[str, Any] = {"Name": block["labels"][0], "Count": body["attrs"]["count"]}
     constraints = _blocks(body, "constraint")
     if constraints:
@@ -124,30 +124,29 @@ def _group(block: dict[str, Any]) -> dict[str, Any]:
         "Delay": duration(restart["delay"]),
         "Mode": restart["mode"],
     }
+    reschedule = _one(body, "reschedule")
+    if reschedule is not None:
+        r = reschedule["body"]["attrs"]
+        _known(reschedule["body"], {"attempts", "unlimited"}, set(), "reschedule")
+        group["ReschedulePolicy"] = {"Attempts": r["attempts"], "Unlimited": r["unlimited"]}
     group["Tasks"] = [_task(t) for t in _blocks(body, "task")]
     return group
 
 
 def _task(block: dict[str, Any]) -> dict[str, Any]:
     body = block["body"]
-    _known(body, {"driver", "kill_timeout"}, {"config", "template", "vault", "env", "resources"}, "task")
+    _known(body, {"driver", "kill_signal", "kill_timeout"}, {"config", "template", "vault", "env", "resources"}, "task")
     config_block = _one(body, "config")["body"]  # type: ignore[index]
     config: dict[str, Any] = dict(config_block["attrs"])
     # Blocks inside a driver config become lists of objects in the API.
     for inner in config_block["blocks"]:
         config.setdefault(inner["type"], []).append(inner["body"]["attrs"])
     task: dict[str, Any] = {"Name": block["labels"][0], "Driver": body["attrs"]["driver"], "Config": config}
+    if "kill_signal" in body["attrs"]:
+        task["KillSignal"] = body["attrs"]["kill_signal"]
     if "kill_timeout" in body["attrs"]:
         task["KillTimeout"] = duration(body["attrs"]["kill_timeout"])
-    task["Templates"] = [
-        {
-            "EmbeddedTmpl": t["body"]["attrs"]["data"],
-            "DestPath": t["body"]["attrs"]["destination"],
-            "ChangeMode": t["body"]["attrs"]["change_mode"],
-            "ErrMissingKey": t["body"]["attrs"]["error_on_missing_key"],
-        }
-        for t in _blocks(body, "template")
-    ]
+    task["Templates"] = [_template(t["body"]) for t in _blocks(body, "template")]
     vault = _one(body, "vault")
     if vault is not None:
         task["Vault"] = {"Role": vault["body"]["attrs"]["role"]} if "role" in vault["body"]["attrs"] else {}
@@ -159,3 +158,17 @@ def _task(block: dict[str, Any]) -> dict[str, Any]:
     if "memory_max" in r:
         task["Resources"]["MemoryMaxMB"] = r["memory_max"]
     return task
+
+
+def _template(body: dict[str, Any]) -> dict[str, Any]:
+    a = body["attrs"]
+    _known(body, {"data", "destination", "change_mode", "error_on_missing_key", "perms"}, set(), "template")
+    template = {
+        "EmbeddedTmpl": a["data"],
+        "DestPath": a["destination"],
+        "ChangeMode": a["change_mode"],
+        "ErrMissingKey": a["error_on_missing_key"],
+    }
+    if "perms" in a:
+        template["Perms"] = a["perms"]
+    return template

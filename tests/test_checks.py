@@ -75,6 +75,16 @@ CASES: dict[str, tuple[str, Change, Change]] = {
         _set("roles.queue_processor.update", {"canary": 1}),
         lambda d: d["roles"]["queue_processor"].update({"update": {"canary": 1}, "pin_queues": False}),
     ),
+    "queue-processors-idle": (
+        WARNING,
+        lambda d: d["roles"]["queue_processor"].update({"count": 3, "queues": 2}),
+        lambda d: d["roles"]["queue_processor"].update({"count": 3, "queues": 3}),
+    ),
+    "database-collation": (
+        WARNING,
+        lambda d: d["database"].pop("collation"),
+        _set("database.collation", "utf8mb3_general_ci"),
+    ),
 }
 
 
@@ -113,7 +123,7 @@ def test_every_rule_is_tested_or_enforced_by_the_model() -> None:
     [
         ("maintenance-mode-ingestion-only", _set("roles.archiver.settings", {"General": {"maintenance_mode": 1}})),
         ("browser-archiving-off", _set("settings", {"General": {"enable_browser_archiving_triggering": 1}})),
-        ("queue-workers-match", lambda d: d.update({"plugins": [{"name": "QueuedTracking", "version": "5.0.7"}]}) or d["roles"]["queue_processor"].update({"count": 17})),
+        ("queue-workers-match", lambda d: d.update({"plugins": [{"name": "QueuedTracking", "version": "5.0.7"}]}) or d["roles"]["queue_processor"].update({"queues": 17})),
         ("redis-cache-database", _set("redis_cache", {"host": "redis.service.consul", "database": 0})),
         ("trusted-hosts", _set("hosts", [])),
         ("image-pinned", _set("matomo.image", "registry.example.com/matomo:latest")),
@@ -142,7 +152,7 @@ def test_the_rendered_maintenance_mode_check_sees_a_bad_decision(monkeypatch: py
 
     monkeypatch.setattr(_roles, "_config", broken)
     found = [f for f in _checks.check(parse_deployment(_base())) if f.rule == "maintenance-mode-ingestion-only"]
-    assert {f.location for f in found} == {"roles.admin", "roles.queue_processor", "roles.archiver"}
+    assert {f.location for f in found} == {"roles.admin", "roles.queue_processor", "roles.archiver", "roles.setup"}
 
 
 def _write(tmp_path: Any, change: Change) -> str:

@@ -21,7 +21,7 @@ from matomo_nomad._version import __version__
 REPO = Path(__file__).resolve().parent.parent
 SEED = "examples/seed.toml"
 MINIMAL = "examples/minimal.toml"
-JOB_IDS = ["matomo-admin", "matomo-ingestion", "matomo-queue-processor", "matomo-archiver"]
+JOB_IDS = ["matomo-admin", "matomo-ingestion", "matomo-queue-processor", "matomo-archiver", "matomo-setup"]
 SUFFIXES = [".nomad.hcl", ".json", ".config.ini.php.tpl"]
 ALL_FILES = [job + suffix for job in JOB_IDS for suffix in SUFFIXES]
 
@@ -64,16 +64,18 @@ def _umask() -> int:
 # --- render ---------------------------------------------------------------------------
 
 
-def test_render_without_file_prints_the_builtin_example_as_four_hcl_jobs() -> None:
+def test_render_without_file_prints_the_builtin_example_as_five_hcl_jobs() -> None:
     out = ok(cli("render"))
     assert re.findall(r'^job "([^"]+)" \{$', out, re.MULTILINE) == JOB_IDS
     assert re.findall(r"^# ---- (\S+) ----$", out, re.MULTILINE) == [f"{job}.nomad.hcl" for job in JOB_IDS]
     archiver = out[out.index('job "matomo-archiver"') :]
     assert re.search(r'^  type\s+= "batch"$', archiver, re.MULTILINE)
     assert re.search(r"^\s+periodic \{$", archiver, re.MULTILINE)
+    setup = out[out.index('job "matomo-setup"') :]
+    assert re.search(r'^  type\s+= "batch"$', setup, re.MULTILINE) and "periodic" not in setup
 
 
-def test_render_out_writes_twelve_files_and_prints_their_paths(tmp_path: Path) -> None:
+def test_render_out_writes_three_files_per_job_and_prints_their_paths(tmp_path: Path) -> None:
     out_dir = tmp_path / "new" / "jobs"  # created, parents too
     stdout = ok(cli("render", SEED, "--out", out_dir))
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(ALL_FILES)
@@ -109,7 +111,7 @@ def test_render_all_roles_as_json_is_an_object_keyed_by_job_id() -> None:
     for job_id, value in document.items():
         assert list(value) == ["Job"]
         assert value["Job"]["ID"] == job_id
-    assert [document[j]["Job"]["Type"] for j in JOB_IDS] == ["service", "service", "service", "batch"]
+    assert [document[j]["Job"]["Type"] for j in JOB_IDS] == ["service", "service", "service", "batch", "batch"]
 
 
 def _ini_lines(role: str) -> list[str]:

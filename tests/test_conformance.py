@@ -21,6 +21,7 @@ from hcl2.utils import SerializationOptions
 
 from matomo_nomad import Deployment, Role, render
 from matomo_nomad._ini import SecretRef
+from matomo_nomad._global_ini import KEY_ORDER
 from matomo_nomad._roles import plan_roles
 from tests.deployments import SECRETS, all_deployments, secret_stubs
 from tests.hcl_to_api import api_job
@@ -70,14 +71,17 @@ def test_python_hcl2_reads_the_template_the_json_embeds(name: str, role: Role) -
     (group,) = job["group"]
     (task_block,) = next(iter(group.values()))["task"]
     task = next(iter(task_block.values()))
-    (template,) = task["template"]
-    heredoc = template["data"]
+    config, *secret_files = task["template"]
+    heredoc = config["data"]
     # python-hcl2 returns heredocs as written: markers on, HCL's $${ and %%{ escapes in.
     assert heredoc.startswith("<<EOT") and heredoc.endswith("EOT")
     body = heredoc.split("\n", 1)[1][: -len("EOT")]
     body = body.replace("$${", "${").replace("%%{", "%{")
-    embedded = rendered.job["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"]
-    assert body == embedded == rendered.config_template
+    embedded = rendered.job["TaskGroups"][0]["Tasks"][0]["Templates"]
+    assert body == embedded[0]["EmbeddedTmpl"] == rendered.config_template
+    assert [f["data"] for f in secret_files] == [
+        t["EmbeddedTmpl"] for t in embedded[1:]
+    ]
     assert next(iter(group.values()))["count"] == rendered.job["TaskGroups"][0]["Count"]
 
 
@@ -159,9 +163,45 @@ def test_seed_settings_and_role_differences_as_matomo_reads_them(go_oracles) -> 
         assert general["enable_browser_archiving_triggering"] == 0
         assert general["enable_general_settings_admin"] == 0
         assert ("maintenance_mode" in general) == (role is Role.ingestion)
+        assert general["enable_plugins_admin"] == 0
+        # The lists come from the image's common.config.ini.php (tests/test_plugin_state.py).
         assert "Plugins" not in config and "PluginsInstalled" not in config
         queue = config["QueuedTracking"]
         assert (queue["backend"], queue["queueEnabled"], queue["processDuringTrackingRequest"]) == ("redis", 1, 0)
-        assert queue["numQueueWorkers"] == deployment.roles.queue_processor.count == 2
+        assert queue["numQueueWorkers"] == deployment.roles.queue_processor.queues == 2
+        assert queue["useWhatRedisBackendType"] == 1
         assert config["database"]["adapter"] == "PDO\\MYSQL"
     assert read[Role.ingestion]["General"]["maintenance_mode"] == 1
+
+
+@pytest.mark.parametrize(("name", "role"), CASES, ids=[f"{n}-{r.value}" for n, r in CASES])
+def test_sections_keep_global_ini_key_order(go_oracles, name: str, role: Role) -> None:
+    # Matomo compares each section serialised in global.ini.php's key order with the file
+    # as read (core/Config/IniFileChain.php 5.1.2, dumpChanges): another order turns any
+    # save into a rewrite, which the read-only config refuses.
+    deployment = DEPLOYMENTS[name]
+    rendered = render(deployment)[role]
+    read = php_read_config(execute_template(go_oracles["tmplexec"], rendered.config_template, secret_stubs(deployment)))
+    for section, values in read.items():
+        order = KEY_ORDER.get(section, ())
+        known = [key for key in values if key in order]
+        assert known == sorted(known, key=order.index), section
+        # Keys global.ini.php lacks come after all of its own.
+        kinds = [key in order for key in values]
+        assert kinds == sorted(kinds, reverse=True), section
+    assert list(read["database"])[:5] == ["host", "username", "password", "dbname", "tables_prefix"]
+
+
+def test_the_superuser_password_file_holds_the_secret_exactly(go_oracles) -> None:
+    for name in ("seed", "everything"):
+        deployment = DEPLOYMENTS[name]
+        rendered = render(deployment)[Role.setup]
+        templates = rendered.job["TaskGroups"][0]["Tasks"][0]["Templates"]
+        (secret_file,) = templates[1:]
+        assert secret_file["DestPath"] == "secrets/superuser_password" and secret_file["Perms"] == "0400"
+        text = execute_template(go_oracles["tmplexec"], secret_file["EmbeddedTmpl"], secret_stubs(deployment))
+        assert text == SECRETS["superuser_password"]
+        assert SECRETS["superuser_password"] not in rendered.hcl + rendered.api_json
+    for role in Role:
+        if role is not Role.setup:
+            assert len(render(DEPLOYMENTS["seed"])[role].job["TaskGroups"][0]["Tasks"][0]["Templates"]) == 1

@@ -424,7 +424,7 @@ def test_fixture_imports_to_a_deployment_that_validates_and_renders(path: Path) 
     result = _import(path)
     deployment = parse_deployment(result.deployment)
     rendering = render(deployment)
-    assert len(list(rendering)) == 4
+    assert len(list(rendering)) == 5
     assert set(result.secrets) == _read_keys(deployment)
     assert {"salt", "database_password"} <= set(result.secrets)
 
@@ -514,7 +514,7 @@ def test_import_notes_dropped_and_changed_settings() -> None:
     notes = "\n".join(m5.notes)
     assert "[General] multi_server_environment = 0 dropped: matomo-nomad keeps it at 1" in notes
     assert "[General] enable_general_settings_admin = 1 dropped: matomo-nomad keeps it at 0" in notes
-    assert '[database] collation = "utf8mb4_0900_ai_ci" dropped' in notes
+    assert "collation" not in notes and m5.deployment["database"]["collation"] == "utf8mb4_0900_ai_ci"
     assert "[QueuedTracking] processDuringTrackingRequest = 1 changed to 0" in notes
     assert "bake them into the image: CustomAlerts, HeatmapSessionRecording" in notes
     assert "Already in matomo-nomad's default plugins: QueuedTracking, SecurityInfo" in notes
@@ -522,7 +522,7 @@ def test_import_notes_dropped_and_changed_settings() -> None:
     # the deployment itself
     d = m5.deployment
     assert d["database"]["reader"] == {"host": "mysql-replica.db.example.net", "port": 3307, "user": "matomo_ro"}
-    assert d["roles"] == {"queue_processor": {"count": 4, "requests_per_batch": 50}}
+    assert d["roles"] == {"queue_processor": {"count": 4, "queues": 4, "requests_per_batch": 50}}
     assert d["proxy"] == {"client_headers": ["HTTP_CF_CONNECTING_IP", "HTTP_X_FORWARDED_FOR"], "ips": ["10.0.0.0/8", "192.168.10.5"], "force_ssl": True}
     assert "Plugins" not in d["settings"] and "PluginsInstalled" not in d["settings"]
 

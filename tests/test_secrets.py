@@ -18,7 +18,7 @@ from tests.deployments import _example
 
 pytest_plugins = ("tests.fakenomad.fixtures",)
 
-JOBS = ["matomo-admin", "matomo-ingestion", "matomo-queue-processor", "matomo-archiver"]
+JOBS = ["matomo-admin", "matomo-ingestion", "matomo-queue-processor", "matomo-archiver", "matomo-setup"]
 PASSWORD = 'db "pa$$" \\ & é\nline2'
 
 
@@ -41,7 +41,10 @@ def test_expected_secrets_are_the_templates_paths_and_keys() -> None:
     deployment = parse_deployment(_example("seed.toml"))
     locations = expected_secrets(deployment)
     assert [loc.path for loc in locations] == [f"nomad/jobs/{job}" for job in JOBS]
-    assert all(set(loc.keys) == {"salt", "database_password", "redis_password"} for loc in locations)
+    keys = {"salt", "database_password", "redis_password"}
+    assert all(set(loc.keys) == keys for loc in locations[:-1])
+    # Only the setup job reads the first superuser's password (the seed has [install]).
+    assert set(locations[-1].keys) == keys | {"superuser_password"}
     shared = copy.deepcopy(_example("seed.toml"))
     shared["secrets"] = {"path": "nomad/jobs"}
     (one,) = expected_secrets(parse_deployment(shared))
@@ -51,7 +54,7 @@ def test_expected_secrets_are_the_templates_paths_and_keys() -> None:
 def test_init_creates_every_variable_with_one_salt_and_never_prints_values(fake_nomad, seed_file, monkeypatch, capsys) -> None:
     monkeypatch.setenv("MATOMO_DATABASE_PASSWORD", PASSWORD)
     code, out, err = _cli(fake_nomad, "secrets", "init", seed_file, "--generate", "redis_password",
-                          monkeypatch=monkeypatch, capsys=capsys)
+                          "--generate", "superuser_password", monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err
     salts = set()
     redis = set()
@@ -68,7 +71,9 @@ def test_init_creates_every_variable_with_one_salt_and_never_prints_values(fake_
     assert "salt generated" in out and "database_password set" in out
     # Create-only: every first write used cas=0.
     puts = fake_nomad.requests_to(r"^/v1/var/", "PUT")
-    assert len(puts) == 4 and all(r.query.get("cas") == "0" for r in puts)
+    assert len(puts) == len(JOBS) and all(r.query.get("cas") == "0" for r in puts)
+    setup = fake_nomad.variable("nomad/jobs/matomo-setup")["Items"]
+    assert len(setup["superuser_password"]) >= 32 and setup["superuser_password"] not in out + err
     assert all(r.namespace == "default" for r in fake_nomad.requests_to(r"^/v1/var/"))
 
 
@@ -76,6 +81,7 @@ def test_init_again_keeps_everything_and_never_overwrites_the_salt(fake_nomad, s
     fake_nomad.put_variable("nomad/jobs/matomo-admin", {"salt": "a" * 32, "database_password": "old"})
     monkeypatch.setenv("MATOMO_DATABASE_PASSWORD", "new")
     monkeypatch.setenv("MATOMO_REDIS_PASSWORD", "r")
+    monkeypatch.setenv("MATOMO_SUPERUSER_PASSWORD", "first login")
     code, out, _ = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0
     admin = fake_nomad.variable("nomad/jobs/matomo-admin")["Items"]
@@ -87,7 +93,7 @@ def test_init_again_keeps_everything_and_never_overwrites_the_salt(fake_nomad, s
 
     before = fake_nomad.count(r"^/v1/var/", method="PUT")
     code, out, _ = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
-    assert code == 0 and "set" not in out and "generated" not in out
+    assert code == 0 and not re.search(r"\bset\b", out) and "generated" not in out
     assert fake_nomad.count(r"^/v1/var/", method="PUT") == before  # nothing rewritten
 
 
@@ -126,7 +132,7 @@ def test_missing_values_are_reported_and_exit_24(fake_nomad, seed_file, monkeypa
 
 
 def test_values_from_stdin(fake_nomad, seed_file, monkeypatch, capsys) -> None:
-    stdin = json.dumps({"database_password": PASSWORD, "redis_password": "x=y"})
+    stdin = json.dumps({"database_password": PASSWORD, "redis_password": "x=y", "superuser_password": "s"})
     code, out, err = _cli(fake_nomad, "secrets", "init", seed_file, "--stdin", monkeypatch=monkeypatch, capsys=capsys, stdin=stdin)
     assert code == 0, err
     assert fake_nomad.variable("nomad/jobs/matomo-ingestion")["Items"]["database_password"] == PASSWORD
@@ -152,10 +158,11 @@ def test_run_refuses_to_register_while_a_secret_is_missing(fake_nomad, seed_file
 
     monkeypatch.setenv("MATOMO_DATABASE_PASSWORD", "p")
     monkeypatch.setenv("MATOMO_REDIS_PASSWORD", "r")
+    monkeypatch.setenv("MATOMO_SUPERUSER_PASSWORD", "s")
     assert _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)[0] == 0
     code, out, err = _cli(fake_nomad, "run", seed_file, "--detach", monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err
-    assert len(fake_nomad.requests_to(r"^/v1/jobs$", "POST")) == 4
+    assert len(fake_nomad.requests_to(r"^/v1/jobs$", "POST")) == 5
 
 
 def test_vault_users_get_the_paths_and_keys(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
@@ -166,7 +173,10 @@ def test_vault_users_get_the_paths_and_keys(fake_nomad, tmp_path, monkeypatch, c
     monkeypatch.delenv("VAULT_ADDR", raising=False)
     code, out, _ = _cli(fake_nomad, "secrets", "init", str(path), monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0
-    assert out.strip() == "vault kv put kv/matomo database_password=@database_password.txt salt=@salt.txt redis_password=@redis_password.txt"
+    assert out.strip() == (
+        "vault kv put kv/matomo database_password=@database_password.txt salt=@salt.txt "
+        "redis_password=@redis_password.txt superuser_password=@superuser_password.txt"
+    )
 
 
 def test_import_writes_the_deployment_and_stores_the_file_s_secrets(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
@@ -263,7 +273,10 @@ def test_vault_check_reads_the_secret_and_names_missing_keys(fake_nomad, tmp_pat
         monkeypatch.setenv("VAULT_TOKEN", "vault-token")
         code, out, err = _cli(fake_nomad, "secrets", "check", str(path), monkeypatch=monkeypatch, capsys=capsys)
         assert code == 24
-        assert out == "kv/data/matomo: database_password present, salt present, redis_password MISSING\n"
+        assert out == (
+            "kv/data/matomo: database_password present, salt present, redis_password MISSING, "
+            "superuser_password MISSING\n"
+        )
         assert "a" * 32 not in out + err and "vault-token" not in out + err
         # run refuses too, before registering anything
         code, _, err = _cli(fake_nomad, "run", str(path), "--detach", monkeypatch=monkeypatch, capsys=capsys)

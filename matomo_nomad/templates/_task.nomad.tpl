@@ -4,13 +4,13 @@
       config {
 [[ docker_config | hcl_attributes(8) ]]
 
-        # Matomo also writes this file (plugin:activate, core:update) and the image's
-        # entrypoint chowns /var/www/html, so the mount must stay writable.
+        # Read-only: with the complete plugin lists baked into the image and the
+        # database prepared by the setup job, no role has a reason to write it.
         mount {
           type     = "bind"
           source   = [[ config_destination | hcl ]]
           target   = [[ config_target | hcl ]]
-          readonly = false
+          readonly = true
         }
       }
 
@@ -21,6 +21,17 @@
         change_mode          = "restart"
         error_on_missing_key = true
       }
+[% for file in secret_files %]
+
+      # A secret as a file of its own, exactly as stored.
+      template {
+        data                 = [[ file.template | hcl ]]
+        destination          = [[ file.destination | hcl ]]
+        change_mode          = "noop"
+        error_on_missing_key = true
+        perms                = [[ file.perms | hcl ]]
+      }
+[% endfor %]
 [% if job.secrets.provider == "vault" %]
 
       vault {

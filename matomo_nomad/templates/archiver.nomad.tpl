@@ -28,6 +28,7 @@ job [[ job.job_id | hcl ]] {
       delay    = [[ job.restart.delay | hcl ]]
       mode     = [[ job.restart.mode | hcl ]]
     }
+[% include "_reschedule.nomad.tpl" %]
 
 [% include "_task.nomad.tpl" %]
   }
