@@ -127,6 +127,12 @@ def _plan(args: argparse.Namespace) -> int:
 
 def write_plan(plan: Any, out: IO[str]) -> None:
     sign = {"create": "+", "update": "~", "none": " "}
+    if plan.setup is not None:
+        if plan.setup.needed:
+            out.write(f"+ job {plan.setup.job_id} (runs first, and must succeed before the others are registered)\n")
+            out.write(f"    why: {plan.setup.reason}\n")
+        else:
+            out.write(f"  job {plan.setup.job_id} (not run: {plan.setup.reason.removeprefix('not needed: ')})\n")
     for job in plan.jobs:
         label = {"create": "new job", "update": "changes", "none": "no change"}[job.change]
         out.write(f"{sign[job.change]} job {job.job_id} ({label})\n")
@@ -151,7 +157,8 @@ def write_plan(plan: Any, out: IO[str]) -> None:
         if job.next_periodic_launch:
             out.write(f"    next launch: {job.next_periodic_launch}\n")
     changed = sum(job.changed for job in plan.jobs)
-    out.write(f"\n{changed} of {len(plan.jobs)} job(s) would change in namespace {plan.namespace}.\n")
+    first = " after the setup job" if plan.setup is not None and plan.setup.needed else ""
+    out.write(f"\n{changed} of {len(plan.jobs)} job(s) would change{first} in namespace {plan.namespace}.\n")
 
 
 # --- run -------------------------------------------------------------------------------
@@ -192,6 +199,7 @@ def _run(args: argparse.Namespace) -> int:
     result = cluster.run(
         checked(deployment), detach=args.detach, adopt=args.adopt, on_progress=_Progress(sys.stderr),
         watch_timeout=args.watch_timeout, check_secrets=not args.skip_secrets_check,
+        on_setup=lambda step: sys.stderr.write(f"{step.job_id}: running first: {step.reason}\n"),
     )
     for job in result.jobs:
         if job.error is not None:
@@ -200,7 +208,9 @@ def _run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"{job.job_id}: FAILED: {failure}\n")
             continue
         text = f"{job.job_id}: {job.outcome}"
-        if job.outcome == "registered":
+        if job.outcome == "not registered":
+            text = f"{job.job_id}: {job.failure}"
+        if job.outcome in ("registered", "completed"):
             text += f" (job modify index {job.job_modify_index}" + (f", evaluation {job.eval_id[:8]})" if job.eval_id else ")")
         if job.deployment is not None:
             text += f"; deployment {job.deployment.status}"

@@ -1,28 +1,45 @@
-"""The four jobs on a cluster: plan, run (register and watch), status, destroy.
+"""The jobs on a cluster: plan, run (setup first, then register and watch), status, destroy.
 
 The last stage of the flow: it takes rendered jobs and calls Nomad, and never decides
-what a job contains. Roles are independent jobs, so every operation runs them
-concurrently. Each job carries this deployment's mark (meta matomo_nomad_deployment
-and matomo_nomad_role); status and destroy act only on jobs that carry it, and run
-refuses to overwrite a job that does not, unless told to adopt it.
+what a job contains. The four roles are independent jobs, so every operation runs them
+concurrently; the setup job comes first whenever the database has not been prepared
+for what the roles run (their meta says which setup they were started after). Each job
+carries this deployment's mark (meta matomo_nomad_deployment and matomo_nomad_role);
+status and destroy act only on jobs that carry it, and run refuses to overwrite a job
+that does not, unless told to adopt it.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from ._errors import ClusterError, DeploymentFailedError, NotFoundError, NotOwnedError
+from ._errors import (
+    ClusterError,
+    DeploymentFailedError,
+    NotFoundError,
+    NotOwnedError,
+    SetupFailedError,
+    UnsafeChangeError,
+)
 from ._model import Deployment, Role
 from ._nomad_api import ConnectionSettings, NomadClient
 from ._render import RenderedRole, render
+from ._roles import META_QUEUES, META_SETUP
 
 T = TypeVar("T")
 TERMINAL_DEPLOYMENT = {"successful", "failed", "cancelled"}
+ROLES = tuple(role for role in Role if role is not Role.setup)
+"""The long-lived roles; the setup job is run before them, not beside them."""
+META_ATTEMPT = "matomo_nomad_attempt"
+"""Setup job meta, set by `run` only: a new value makes each attempt a new job version
+(Nomad places nothing for an unchanged batch job whose allocation failed)."""
 # Task events that follow a failure without naming its cause (nomad/structs: TaskNotRestarting, ...).
 _AFTERMATH = {"Not Restarting", "Restarting", "Killing", "Killed", "Sibling Task Failed", "Restart Signal", "Signaling"}
 
@@ -91,14 +108,25 @@ class JobPlan:
 
 
 @dataclass(frozen=True)
+class SetupStep:
+    """Whether `run` runs the setup job first, decided from the jobs in the cluster."""
+
+    job_id: str
+    needed: bool
+    reason: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class Plan:
     deployment: str
     namespace: str
     jobs: list[JobPlan]
+    setup: SetupStep | None = None
 
     @property
     def changed(self) -> bool:
-        return any(job.changed for job in self.jobs)
+        return any(job.changed for job in self.jobs) or (self.setup is not None and self.setup.needed)
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -133,7 +161,7 @@ class DeploymentProgress:
 class JobRun:
     role: Role
     job_id: str
-    outcome: str  # "registered" | "unchanged" | "failed"
+    outcome: str  # "registered" | "unchanged" | "failed" | "completed" (setup) | "not registered"
     job_modify_index: int = 0
     eval_id: str = ""
     deployment: DeploymentProgress | None = None
@@ -225,14 +253,15 @@ class Cluster:
             return scoped.plan(deployment)
         return self._plan(self.target(deployment))[0]
 
-    def _plan(self, target: Deployment) -> tuple[Plan, dict[Role, RenderedRole]]:
+    def _plan(self, target: Deployment) -> tuple[Plan, dict[Role, RenderedRole], dict[Role, dict[str, Any] | None]]:
         rendered = {r.role: r for r in render(target)}
-        jobs = _concurrently(lambda r: self._plan_job(target, r), list(rendered.values()))
-        return Plan(target.name, target.namespace, jobs), rendered
+        current = dict(zip(Role, _concurrently(lambda role: self._current(rendered[role].job_id, target.namespace), Role)))
+        _refuse_fewer_queues(target, current)
+        jobs = _concurrently(lambda role: self._plan_job(target, rendered[role], current[role]), ROLES)
+        return Plan(target.name, target.namespace, jobs, _setup_step(rendered, current)), rendered, current
 
-    def _plan_job(self, deployment: Deployment, rendered: RenderedRole) -> JobPlan:
+    def _plan_job(self, deployment: Deployment, rendered: RenderedRole, current: dict[str, Any] | None) -> JobPlan:
         ns = deployment.namespace
-        current = self._current(rendered.job_id, ns)
         reply = self.client.post(
             "job", rendered.job_id, "plan", namespace=ns, body={"Job": rendered.job, "Diff": True, "PolicyOverride": False}
         ).data
@@ -277,20 +306,38 @@ class Cluster:
         on_progress: Callable[[DeploymentProgress], None] | None = None,
         watch_timeout: float = 3600.0,
         check_secrets: bool = True,
+        on_setup: Callable[[SetupStep], None] | None = None,
     ) -> RunResult:
-        """Plan, register each changed job (check-index), then wait for its deployment.
+        """Plan, run the setup job if the plan says so, then register each changed job
+        (check-index) and wait for its deployment (unless `detach`).
 
         First, unless `check_secrets` is off, every secret the jobs read must exist:
         a template waiting on a missing Nomad Variable blocks its allocation forever.
+        The setup job is always waited for, `detach` or not: the roles must not start
+        against a database it has not prepared. If it fails, nothing else is registered.
         """
         scoped = self.scoped(deployment)
         if scoped is not self:
             return scoped.run(deployment, detach=detach, adopt=adopt, on_progress=on_progress,
-                              watch_timeout=watch_timeout, check_secrets=check_secrets)
+                              watch_timeout=watch_timeout, check_secrets=check_secrets, on_setup=on_setup)
         target = self.target(deployment)
         if check_secrets:
             self._require_secrets(target)
-        plan, rendered = self._plan(target)
+        plan, rendered, current = self._plan(target)
+        runs: list[JobRun] = []
+        if plan.setup is not None and plan.setup.needed:
+            if on_setup is not None:
+                on_setup(plan.setup)
+            # Every role runs code that expects the database this setup produces (new
+            # tables, plugin installs, migrations): nothing else is registered before it.
+            setup = self._run_setup(target, rendered[Role.setup], current[Role.setup], adopt, watch_timeout)
+            runs.append(setup)
+            if setup.error is not None:
+                skipped = [
+                    JobRun(job.role, job.job_id, "not registered", failure="not registered: the setup job did not succeed")
+                    for job in plan.jobs
+                ]
+                return RunResult(plan, runs + skipped)
 
         def one(job_plan: JobPlan) -> JobRun:
             try:
@@ -298,7 +345,80 @@ class Cluster:
             except ClusterError as error:
                 return JobRun(job_plan.role, job_plan.job_id, "failed", failure=str(error), error=error)
 
-        return RunResult(plan, _concurrently(one, plan.jobs))
+        return RunResult(plan, runs + _concurrently(one, plan.jobs))
+
+    def _run_setup(
+        self,
+        deployment: Deployment,
+        rendered: RenderedRole,
+        current: dict[str, Any] | None,
+        adopt: bool,
+        watch_timeout: float,
+    ) -> JobRun:
+        """Register a new version of the setup job and wait until its allocation ends."""
+        ns = deployment.namespace
+        job_id = rendered.job_id
+        try:
+            if current is not None and not _owned(current, deployment, Role.setup) and not adopt:
+                raise NotOwnedError(
+                    f"{job_id}: a job with this id exists but was not registered by deployment "
+                    f"{deployment.name!r} (no matching meta); not overwriting it (run with --adopt to take it over)"
+                )
+            job = {**rendered.job, "Meta": {**rendered.job["Meta"], META_ATTEMPT: uuid.uuid4().hex[:12]}}
+            reply = self.client.post(
+                "jobs",
+                namespace=ns,
+                body={
+                    "Job": job,
+                    # The source as rendered; the attempt id is the one field run adds.
+                    "Submission": {"Source": rendered.hcl, "Format": "hcl2", "VariableFlags": {}, "Variables": ""},
+                    "EnforceIndex": True,
+                    "JobModifyIndex": int((current or {}).get("JobModifyIndex") or 0),
+                    "PolicyOverride": False,
+                    "PreserveCounts": False,
+                },
+            ).data or {}
+            modify_index = int(reply.get("JobModifyIndex") or 0)
+            eval_id = str(reply.get("EvalID") or "")
+            alloc = self._wait_for_batch(job_id, ns, modify_index, eval_id, time.monotonic() + watch_timeout)
+        except ClusterError as error:
+            return JobRun(Role.setup, job_id, "failed", failure=str(error), error=error)
+        if alloc.get("ClientStatus") == "complete":
+            return JobRun(Role.setup, job_id, "completed", modify_index, eval_id)
+        why = _task_failures([alloc])
+        short = str(alloc.get("ID"))[:8]
+        error = SetupFailedError(
+            f"{job_id}: allocation {short} {alloc.get('ClientStatus')}"
+            + (f": {why}" if why else "")
+            + f"; its output: nomad alloc logs -namespace {ns} -stderr {short} {rendered.job['TaskGroups'][0]['Tasks'][0]['Name']}"
+            "; nothing else was registered, the running jobs are unchanged; fix the cause and run again"
+        )
+        return JobRun(Role.setup, job_id, "failed", modify_index, eval_id, failure=str(error), error=error)
+
+    def _wait_for_batch(self, job_id: str, namespace: str, modify_index: int, eval_id: str, deadline: float) -> dict[str, Any]:
+        """The allocation the registration at `modify_index` placed, once it is terminal."""
+        index = modify_index
+        while True:
+            reply = self.client.get("job", job_id, "allocations", namespace=namespace, wait_index=index, wait=_wait(deadline))
+            index = max(index, reply.index)
+            # Placed by this registration: created after it (older versions' allocations
+            # stay listed until they are garbage-collected).
+            ours = [a for a in reply.data or [] if int(a.get("CreateIndex") or 0) > modify_index]
+            ended = [a for a in ours if a.get("ClientStatus") in ("complete", "failed", "lost")]
+            if ended:
+                return ended[-1]
+            if not ours and eval_id:
+                evaluation = self.client.get("evaluation", eval_id, namespace=namespace).data or {}
+                failures = _placement_failures(evaluation.get("FailedTGAllocs"))
+                if evaluation.get("Status") == "complete" and failures:
+                    raise SetupFailedError(f"{job_id}: " + "; ".join(failures) + "; nothing else was registered")
+            if time.monotonic() > deadline:
+                from ._errors import ClusterTimeoutError
+
+                raise ClusterTimeoutError(
+                    f"{job_id}: the setup job had not finished when the watch timed out; nothing else was "
+                    "registered; follow it with `matomo-nomad status`, then run again"
+                )
 
     def _require_secrets(self, deployment: Deployment) -> None:
         from . import _secrets
@@ -399,24 +519,13 @@ class Cluster:
 
     def _failure_reasons(self, job_id: str, namespace: str, progress: DeploymentProgress) -> str:
         allocations = self.client.get("job", job_id, "allocations", namespace=namespace).data or []
-        reasons: list[str] = []
-        for alloc in allocations:
-            healthy = (alloc.get("DeploymentStatus") or {}).get("Healthy")
-            if alloc.get("ClientStatus") != "failed" and healthy is not False:
-                continue
-            for task, state in (alloc.get("TaskStates") or {}).items():
-                events = [e for e in state.get("Events") or [] if e.get("DisplayMessage")]
-                if not events or events[-1].get("Type") == "Sibling Task Failed":
-                    continue  # no word of its own, or failed because another task did
-                # The last event only says what happened next ("Not Restarting: Error was
-                # unrecoverable"); the cause is the last event before that aftermath.
-                cause = next((e for e in reversed(events) if e.get("Type") not in _AFTERMATH), events[-1])
-                text = f"{cause.get('Type')}: {cause['DisplayMessage']}"
-                if cause is not events[-1]:
-                    text += f" ({events[-1].get('Type')}: {events[-1]['DisplayMessage']})"
-                reasons.append(f"alloc {str(alloc.get('ID'))[:8]} task {task}: {text}")
-        unique = list(dict.fromkeys(reasons))
-        return "; ".join(unique[:3]) + (f" (+{len(unique) - 3} more)" if len(unique) > 3 else "")
+        return _task_failures(
+            [
+                alloc
+                for alloc in allocations
+                if alloc.get("ClientStatus") == "failed" or (alloc.get("DeploymentStatus") or {}).get("Healthy") is False
+            ]
+        )
 
     # -- status -------------------------------------------------------------------
 
@@ -494,6 +603,100 @@ def _concurrently(function: Callable[[Any], T], items: Iterable[Any]) -> list[T]
     if error is not None:
         raise error
     return results
+
+
+def _task_failures(allocations: list[dict[str, Any]]) -> str:
+    """Why these allocations' tasks failed: each one's cause, in its own task events."""
+    reasons: list[str] = []
+    for alloc in allocations:
+        for task, state in (alloc.get("TaskStates") or {}).items():
+            events = [e for e in state.get("Events") or [] if e.get("DisplayMessage")]
+            if not events or events[-1].get("Type") == "Sibling Task Failed":
+                continue  # no word of its own, or failed because another task did
+            # The last event only says what happened next ("Not Restarting: Error was
+            # unrecoverable"); the cause is the last event before that aftermath.
+            cause = next((e for e in reversed(events) if e.get("Type") not in _AFTERMATH), events[-1])
+            text = f"{cause.get('Type')}: {cause['DisplayMessage']}"
+            if cause is not events[-1]:
+                text += f" ({events[-1].get('Type')}: {events[-1]['DisplayMessage']})"
+            reasons.append(f"alloc {str(alloc.get('ID'))[:8]} task {task}: {text}")
+    unique = list(dict.fromkeys(reasons))
+    return "; ".join(unique[:3]) + (f" (+{len(unique) - 3} more)" if len(unique) > 3 else "")
+
+
+def _setup_step(rendered: dict[Role, RenderedRole], current: dict[Role, dict[str, Any] | None]) -> SetupStep:
+    """Run the setup job unless every role's job was registered after a setup for what
+    this rendering runs (same image, Matomo and plugin versions, same database)."""
+    setup = rendered[Role.setup]
+    fingerprint = setup.job["Meta"][META_SETUP]
+    absent = [rendered[role].job_id for role in ROLES if current[role] is None]
+    stale = [
+        (rendered[role].job_id, job)
+        for role in ROLES
+        if (job := current[role]) is not None and (job.get("Meta") or {}).get(META_SETUP) != fingerprint
+    ]
+    if len(absent) == len(ROLES):
+        reason = "a new deployment: install or update the database before any role starts"
+    elif stale:
+        job_id, job = stale[0]
+        before = _image(job)
+        after = _image(rendered[Role.admin].job)
+        what = f"image {before} -> {after}" if before != after else "plugins or database changed"
+        reason = f"{what} (since {job_id} was registered): update the database before the roles move"
+    elif absent:
+        reason = f"{', '.join(absent)} not running: make sure the database is ready for it"
+    else:
+        return SetupStep(setup.job_id, False, f"not needed: every job runs after setup {fingerprint}", fingerprint)
+    return SetupStep(setup.job_id, True, reason, fingerprint)
+
+
+def _image(job: dict[str, Any]) -> str:
+    try:
+        return str(job["TaskGroups"][0]["Tasks"][0]["Config"]["image"])
+    except (KeyError, IndexError, TypeError):
+        return "?"
+
+
+_NUM_QUEUE_WORKERS = re.compile(r'^numQueueWorkers = "?([0-9]+)"?$', re.MULTILINE)
+
+
+def _queues(job: dict[str, Any]) -> int | None:
+    """The number of queues a running job was rendered with: its meta, or for jobs
+    registered before the meta existed, numQueueWorkers in its config template."""
+    value = (job.get("Meta") or {}).get(META_QUEUES)
+    if value is not None and str(value).isdigit():
+        return int(value)
+    for group in job.get("TaskGroups") or []:
+        for task in group.get("Tasks") or []:
+            for template in task.get("Templates") or []:
+                found = _NUM_QUEUE_WORKERS.search(template.get("EmbeddedTmpl") or "")
+                if found:
+                    return int(found.group(1))
+    return None
+
+
+def _refuse_fewer_queues(deployment: Deployment, current: dict[Role, dict[str, Any] | None]) -> None:
+    # A request goes to queue visitorId mod numQueueWorkers, and requests already in a
+    # queue above a lowered count are only moved when the setting is saved in
+    # QueuedTracking's UI (5.1.1 SystemSettings.php 388-406): lowering it in config
+    # strands them for good.
+    wanted = deployment.roles.queue_processor.queues
+    running = [
+        (q, job["ID"])
+        for role in ROLES
+        if (job := current[role]) is not None and _owned(job, deployment, role) and (q := _queues(job)) is not None
+    ]
+    if not running:
+        return
+    most, job_id = max(running)
+    if most > wanted:
+        removed = f"queue {wanted}" if most == wanted + 1 else f"queues {wanted}-{most - 1}"
+        raise UnsafeChangeError(
+            f"roles.queue_processor.queues: {job_id} runs with {most} queues; lowering it to {wanted} would strand "
+            f"the tracking requests waiting in {removed}, which nothing processes once the count is lowered "
+            f"(keep queues = {most}; to shrink, the requests must first be moved as QueuedTracking's settings "
+            "page does)"
+        )
 
 
 def _owned(job: dict[str, Any], deployment: Deployment, role: Role) -> bool:

@@ -140,3 +140,15 @@ class MissingSecretsError(ClusterError):
     """A secret the jobs read does not exist yet: the allocations would block on it."""
 
     exit_code = 24
+
+
+class SetupFailedError(ClusterError):
+    """The setup job did not bring the database up to date; nothing else was registered."""
+
+    exit_code = 25
+
+
+class UnsafeChangeError(ClusterError):
+    """A change the running jobs cannot take without losing data (fewer queues)."""
+
+    exit_code = 26

@@ -798,6 +798,7 @@ class FakeNomad:
         self._evals: dict[str, dict] = {}
         self._variables: dict[tuple[str, str], dict] = {}
         self._scripts: dict[tuple[str, str], dict] = {}
+        self._batch_scripts: dict[tuple[str, str], dict] = {}
         self._rollouts: dict[str, _Rollout] = {}  # by deployment id or "job:<ns>/<id>:<n>"
         self._placement_failures: list[tuple[str | None, str | None, str, dict]] = []
 
@@ -1047,6 +1048,23 @@ class FakeNomad:
                     rollout.generation += 1
                     if rollout.interval is not None:
                         self._schedule_step(rollout)
+
+    def batch_outcome(
+        self,
+        job_id: str,
+        outcome: str = "complete",
+        *,
+        failure: dict | None = None,
+        namespace: str = "default",
+    ) -> None:
+        """How the allocations of later versions of a batch job (no deployment) end:
+        "complete" (the default: the task exits 0), "failed" (the task dies; ``failure``
+        replaces its event, e.g. ``{"Type": "Terminated", "DisplayMessage": "Exit Code: 3",
+        "ExitCode": 3}``) or "running" (never ends)."""
+        if outcome not in ("complete", "failed", "running"):
+            raise ValueError(f"unknown batch outcome {outcome!r}")
+        with self._lock:
+            self._batch_scripts[_job_key(namespace, job_id)] = {"outcome": outcome, "failure": failure}
 
     def advance(self, job_id: str, steps: int = 1, namespace: str = "default") -> dict | None:
         """Run the next ``steps`` scheduler steps of the job's active rollout now."""
@@ -1535,7 +1553,7 @@ class FakeNomad:
             self._schedule_step(rollout)
 
     def _job_step(self, rollout: _Rollout, name: str) -> None:
-        """Steps of jobs without deployments: place_all, start_all, complete_all."""
+        """Steps of jobs without deployments: place_all, start_all, complete_all, fail_all."""
         rec = self._jobs.get(rollout.key)
         if rec is None or rec.job.get("Version") != rollout.job_version or rec.job.get("Stop"):
             rollout.done = True
@@ -1548,7 +1566,7 @@ class FakeNomad:
                     continue
                 for _ in range(max(missing, 0)):
                     self._new_alloc(rec, group, meta.get("eval", ""), None)
-        elif name in ("start_all", "complete_all"):
+        elif name in ("start_all", "complete_all", "fail_all"):
             for alloc in self._allocs_of(rec.namespace, rec.job_id):
                 if alloc["DesiredStatus"] != "run" or alloc["JobVersion"] != rollout.job_version:
                     continue
@@ -1556,6 +1574,8 @@ class FakeNomad:
                     self._start_alloc(alloc)
                 elif name == "complete_all" and alloc["ClientStatus"] == "running":
                     self._finish_alloc(alloc, killed=False)
+                elif name == "fail_all" and alloc["ClientStatus"] == "running":
+                    self._fail_alloc(alloc, meta.get("task"))
         self._refresh_status(rec)
 
     def _deployment_step(self, rollout: _Rollout, name: str, group_name: str | None) -> None:
@@ -1904,9 +1924,12 @@ class FakeNomad:
                     elif alloc["JobVersion"] != job["Version"]:
                         alloc["JobVersion"] = job["Version"]
                         self._touch_alloc(alloc)
-            steps = ["place_all", "start_all"] + (["complete_all"] if job.get("Type") in ("batch", "sysbatch") else [])
+            steps = ["place_all", "start_all"]
+            batch = self._batch_scripts.get((ns, rec.job_id), {"outcome": "complete", "failure": None})
+            if job.get("Type") in ("batch", "sysbatch"):
+                steps += {"complete": ["complete_all"], "failed": ["fail_all"], "running": []}[batch["outcome"]]
             rollout = _Rollout(key=(ns, rec.job_id), steps=steps, interval=self.tick, job_version=job["Version"],
-                               failure={"eval": ev_id, "blocked": set(failed)})
+                               failure={"eval": ev_id, "blocked": set(failed), "task": batch["failure"]})
             self._rollouts[f"job:{ns}/{rec.job_id}:{job['Version']}:{next(self._clock_seq)}"] = rollout
             self._schedule_step(rollout)
 
