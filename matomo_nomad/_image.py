@@ -7,18 +7,26 @@ and the Makefile tags the result exactly `matomo.image`, the reference every ren
 job runs. What goes where is decided here (`plan_image`); the templates in
 `templates/image/` only lay it out, and every value from the deployment file reaches
 shell text through `shlex.quote`.
+
+Two files of the context are static PHP, copied as they are (not templates):
+plugin-state.php, which the Dockerfile runs to write Matomo's complete plugin lists
+into config/common.config.ini.php and the plugins' tracker code into matomo.js, and
+setup.php, the setup job's command.
 """
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 
 import jinja2
 
 from ._errors import DeploymentError, Problem
 from ._model import _IMAGE_RE, Deployment
+from ._roles import SETUP_SCRIPT
 from ._templates import environment
 from ._version import __version__
 
@@ -49,7 +57,14 @@ TMP_DIRS = (
     "tmp/tcpdf",
     "tmp/templates_c",
 )
-FILES = ("Dockerfile", "Makefile", "fetch.sh", "entrypoint.sh")
+SCRIPTS_DIR = posixpath.dirname(SETUP_SCRIPT)
+"""Where the image keeps matomo-nomad's PHP scripts (outside the /var/www/html volume);
+the setup job runs SETUP_SCRIPT from there."""
+PLUGIN_STATE_SCRIPT = f"{SCRIPTS_DIR}/plugin-state.php"
+"""Run once by the Dockerfile, as `php PLUGIN_STATE_SCRIPT SOURCE_DIR PLUGIN...`."""
+STATIC_FILES = ("plugin-state.php", "setup.php")
+"""Files of templates/image/ copied into the context as they are, not rendered."""
+FILES = ("Dockerfile", "Makefile", "fetch.sh", "entrypoint.sh", *STATIC_FILES)
 """The build context's files, in the order they are printed and written."""
 
 
@@ -171,11 +186,13 @@ def _environment() -> jinja2.Environment:
     return environment("templates/image", {"sh": shlex.quote})
 
 
-def image_context(deployment: Deployment) -> dict[str, str]:
-    """The Docker build context for `deployment`'s image: file name -> text
-    (Dockerfile, Makefile, fetch.sh, entrypoint.sh)."""
-    plan = plan_image(deployment)
-    values = {
+@cache
+def _static_file(name: str) -> str:
+    return resources.files("matomo_nomad").joinpath("templates", "image", name).read_text(encoding="utf-8")
+
+
+def _values(plan: ImagePlan) -> dict[str, object]:
+    return {
         "plan": plan,
         "version": __version__,
         "marketplace_url": MARKETPLACE_URL,
@@ -186,6 +203,66 @@ def image_context(deployment: Deployment) -> dict[str, str]:
         "command": COMMAND,
         "payload": PAYLOAD,
         "tmp_dirs": TMP_DIRS,
+        "scripts_dir": SCRIPTS_DIR,
+        "static_files": STATIC_FILES,
+        "plugin_state_script": PLUGIN_STATE_SCRIPT,
     }
+
+
+def image_context(deployment: Deployment) -> dict[str, str]:
+    """The Docker build context for `deployment`'s image: file name -> text
+    (Dockerfile, Makefile, fetch.sh, entrypoint.sh, plugin-state.php, setup.php)."""
+    plan = plan_image(deployment)
     env = _environment()
-    return {name: env.get_template(f"{name}.tpl").render(values) for name in FILES}
+    values = _values(plan)
+    return {
+        name: _static_file(name) if name in STATIC_FILES else env.get_template(f"{name}.tpl").render(values)
+        for name in FILES
+    }
+
+
+def plugin_state_command(deployment: Deployment) -> str:
+    """The Dockerfile's RUN argument that writes the plugin state (shell form)."""
+    names = " ".join(shlex.quote(plugin.name) for plugin in deployment.plugins)
+    return f"php {PLUGIN_STATE_SCRIPT} {SOURCE_DIR} {names}".rstrip()
+
+
+def byo_dockerfile_snippet(deployment: Deployment) -> str:
+    """The Dockerfile lines an image of your own needs to run these jobs ("bring your
+    own image"): built FROM the official image, with the deployment's plugins in
+    /usr/src/matomo/plugins/, plugin-state.php run over them, and matomo-nomad's
+    entrypoint (the official one chowns the read-only config mount and fails)."""
+    plan = plan_image(deployment)
+    names = ", ".join(p.name for p in plan.plugins)
+    return "\n".join(
+        [
+            f'# What an image of your own needs to run the jobs of deployment "{plan.deployment}".',
+            "# plugin-state.php, setup.php and entrypoint.sh come from",
+            "# `matomo-nomad image DEPLOYMENT --out DIR`: build in DIR.",
+            f"FROM {plan.base}",
+            f"# ... your own steps. The plugins must be in {SOURCE_DIR}/plugins/ before the",
+            f"# RUN below, which fails the build when one is missing: {names}.",
+            f"COPY {' '.join(STATIC_FILES)} {SCRIPTS_DIR}/",
+            f"RUN {plugin_state_command(deployment)}",
+            "# The official entrypoint chowns all of /var/www/html, and chown fails on the",
+            "# read-only config.ini.php the jobs mount there: use matomo-nomad's.",
+            f"COPY entrypoint.sh {ENTRYPOINT}",
+            f"RUN chmod 0755 {ENTRYPOINT}",
+            f'ENTRYPOINT ["{ENTRYPOINT}"]',
+            f'CMD ["{COMMAND}"]',
+            "",
+        ]
+    )
+
+
+def image_requirements(deployment: Deployment) -> list[str]:
+    """What the rendered jobs expect of matomo.image, one line each (for `validate`)."""
+    names = ", ".join(p.name for p in deployment.plugins)
+    return [
+        f"FROM matomo:{deployment.matomo.version}-{deployment.image.variant} (the official image)",
+        f"the plugins {names} in {SOURCE_DIR}/plugins/",
+        f"{SOURCE_DIR}/config/common.config.ini.php with the complete plugin lists, and matomo.js "
+        f"with their tracker code, written by {PLUGIN_STATE_SCRIPT}",
+        f"{SETUP_SCRIPT}, the setup job's command",
+        f"{ENTRYPOINT} as the entrypoint (the official one chowns the read-only config mount and fails)",
+    ]

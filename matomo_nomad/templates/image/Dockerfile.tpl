@@ -18,6 +18,15 @@ COPY --chown=[[ owner ]] [[ payload ]]/plugins/[[ plugin.name ]] [[ source_dir ]
 COPY --chown=[[ owner ]] [[ payload ]]/misc/[[ plan.geoip.file ]] [[ source_dir ]]/misc/[[ plan.geoip.file ]]
 [% endif %]
 
+# Matomo's plugin state, decided here once for every container: plugin-state.php writes
+# the complete [Plugins] and [PluginsInstalled] lists into config/common.config.ini.php
+# (config.ini.php, rendered by Nomad, holds none and is mounted read-only) and adds the
+# active plugins' tracker code to matomo.js and piwik.js. It fails the build when a
+# plugin is missing. setup.php is the setup job's command.
+COPY [[ static_files|join(' ') ]] [[ scripts_dir ]]/
+RUN php [[ plugin_state_script ]] [[ source_dir ]][% for plugin in plan.plugins %] [[ plugin.name|sh ]][% endfor %]
+
+
 COPY entrypoint.sh [[ entrypoint ]]
 # Whatever mode the file has in the build context.
 RUN chmod 0755 [[ entrypoint ]]
