@@ -70,11 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     image = commands.add_parser(
         "image",
         help="print or write the Docker build context of the image the jobs run",
-        description="Dockerfile, Makefile, fetch.sh and entrypoint.sh for matomo.image. Without --out, "
-        "prints them, each after a '# ---- <file name> ----' line. Without FILE, the built-in example.",
+        description="Dockerfile, Makefile, fetch.sh, entrypoint.sh, plugin-state.php and setup.php for "
+        "matomo.image. Without --out, prints them, each after a '# ---- <file name> ----' line. Without FILE, "
+        "the built-in example.",
     )
     image.add_argument("file", nargs="?", type=Path, help="deployment file (.toml, .yaml, .json)")
-    image.add_argument("--out", type=Path, help="write the build context here (then: make -C DIR build push)")
+    output = image.add_mutually_exclusive_group()
+    output.add_argument("--out", type=Path, help="write the build context here (then: make -C DIR build push)")
+    output.add_argument(
+        "--snippet",
+        action="store_true",
+        help="print only the Dockerfile lines an image of your own needs (built FROM the official image)",
+    )
 
     from . import _cli_cluster, _cli_secrets
 
@@ -147,6 +154,8 @@ def _validate(args: argparse.Namespace) -> int:
     from ._errors import DeploymentError
     from ._render import render
 
+    from ._image import image_requirements
+
     source = str(args.file or "built-in example")
     if args.output == "json":
         import json
@@ -156,6 +165,7 @@ def _validate(args: argparse.Namespace) -> int:
             deployment = _load(args.file)
             findings = check(deployment)
             report["jobs"] = [r.job_id for r in render(deployment)]
+            report["image"] = {"reference": deployment.matomo.image, "requires": image_requirements(deployment)}
         except DeploymentError as error:
             report["problems"] = [{"location": p.location, "message": p.message, "fix": p.fix} for p in error.problems]
         else:
@@ -168,6 +178,9 @@ def _validate(args: argparse.Namespace) -> int:
     # Rendering is part of validation: a value no layer can carry is refused there.
     jobs = [r.job_id for r in render(deployment)]
     print(f"{source}: valid ({', '.join(jobs)})")
+    print(f"the jobs run {deployment.matomo.image}, built by `matomo-nomad image` (or see `image --snippet`) with:")
+    for line in image_requirements(deployment):
+        print(f"  - {line}")
     return 0
 
 
@@ -181,8 +194,11 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _image(args: argparse.Namespace) -> int:
-    from ._image import image_context
+    from ._image import byo_dockerfile_snippet, image_context
 
+    if args.snippet:
+        sys.stdout.write(byo_dockerfile_snippet(_load(args.file)))
+        return 0
     files = image_context(_load(args.file))
     if args.out is not None:
         from ._output import write_files
@@ -191,7 +207,7 @@ def _image(args: argparse.Namespace) -> int:
             print(path)
         return 0
     for index, (name, text) in enumerate(files.items()):
-        # '#' starts a comment in all four files, so each part stays valid on its own.
+        # '#' starts a comment in all six files (PHP too), so each part stays valid on its own.
         sys.stdout.write(("\n" if index else "") + f"# ---- {name} ----\n" + text)
     return 0
 

@@ -131,7 +131,19 @@ def test_render_ini_ingestion_is_in_maintenance_mode_and_archiver_is_not() -> No
 @pytest.mark.parametrize("file", [MINIMAL, SEED, None], ids=["minimal", "seed", "builtin"])
 def test_validate_examples(file: str | None) -> None:
     stdout = ok(cli("validate", *([file] if file else [])))
-    assert stdout == f"{file or 'built-in example'}: valid ({', '.join(JOB_IDS)})\n"
+    first, second, *requirements = stdout.splitlines()
+    assert first == f"{file or 'built-in example'}: valid ({', '.join(JOB_IDS)})"
+    # What the jobs expect of the image they run.
+    assert second.startswith("the jobs run registry.example.com/") and second.endswith("with:")
+    assert any("/usr/local/lib/matomo-nomad/setup.php" in line for line in requirements)
+    assert any("common.config.ini.php" in line for line in requirements)
+
+
+def test_image_snippet_prints_the_dockerfile_lines_of_an_own_image() -> None:
+    out = ok(cli("image", SEED, "--snippet"))
+    assert "FROM matomo:5.10.0-apache" in out
+    assert "RUN php /usr/local/lib/matomo-nomad/plugin-state.php /usr/src/matomo QueuedTracking SecurityInfo" in out
+    assert cli("image", SEED, "--snippet", "--out", "x").returncode == 64
 
 
 def _walk(node: object):  # type: ignore[no-untyped-def]
