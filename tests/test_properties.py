@@ -50,6 +50,7 @@ FIELDS = (
     "roles.admin.service.check.path",
     "roles.admin.service.check.headers",
     "roles.archiver.archive.extra_args",
+    "install.site_name",
 )
 
 
@@ -75,6 +76,8 @@ def _place(data: dict[str, Any], field: str, text: str) -> None:
         data["roles"]["admin"]["service"] = {"check": {"path": "/", "headers": {"X-Free": [text]}}}
     elif field == "roles.archiver.archive.extra_args":
         data["roles"]["archiver"]["archive"] = {"extra_args": [text]}
+    elif field == "install.site_name":
+        data["install"]["site_name"] = text or "x"  # min_length 1: empty is refused, tested elsewhere
     else:
         section, key = field.split(".")
         if key in ("name", "user") and not text:
@@ -98,6 +101,8 @@ def _given_back(job: dict[str, Any], field: str) -> list[str]:
         return group["Services"][0]["Checks"][0]["Header"]["X-Free"]
     if field == "roles.archiver.archive.extra_args":
         return [task["Config"]["args"][-1]]
+    if field == "install.site_name":
+        return [task["Env"]["MATOMO_NOMAD_SITE_NAME"]]
     return []
 
 
@@ -125,15 +130,16 @@ def test_free_text_survives_every_layer_or_is_refused(go_oracles, base, tmp_path
         return
     assert not _uncarriable(text)
 
-    role = Role.archiver if field.startswith("roles.archiver") else Role.admin
+    role = Role.archiver if field.startswith("roles.archiver") else Role.setup if field.startswith("install") else Role.admin
     rendered = rendering[role]
     path = tmp_path / "job.nomad.hcl"
     path.write_text(rendered.hcl, encoding="utf-8")
     hcl_check(go_oracles["hclcheck"], path)
     emitted = json.loads(rendered.api_json)["Job"]
     assert api_job(hcl_dump(go_oracles["hclcheck"], path)) == emitted
-    for value in _given_back(emitted, field):
-        assert value == text
+    given_back = _given_back(emitted, field)
+    for value in given_back:
+        assert value == text or (field == "install.site_name" and not text)
 
     config = execute_template(go_oracles["tmplexec"], rendered.config_template, secret_stubs(deployment))
     read = php_read_config(config)
@@ -157,3 +163,14 @@ def test_any_secret_value_reaches_matomo_unchanged(go_oracles, base, secret: str
     read = php_read_config(execute_template(go_oracles["tmplexec"], rendered.config_template, stubs))
     assert _same_to_matomo(secret, read["database"]["password"])
     assert _same_to_matomo(secret, read["QueuedTracking"]["redisPassword"])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(secret=free_text.filter(lambda s: "\x00" not in s))
+def test_any_superuser_password_reaches_its_file_unchanged(go_oracles, base, secret: str) -> None:
+    deployment = parse_deployment(base)
+    (template,) = render(deployment)[Role.setup].job["TaskGroups"][0]["Tasks"][0]["Templates"][1:]
+    stubs = secret_stubs(deployment)
+    for values in stubs["nomad"].values():
+        values["superuser_password"] = secret
+    assert execute_template(go_oracles["tmplexec"], template["EmbeddedTmpl"], stubs) == secret
