@@ -255,10 +255,10 @@ class Cluster:
 
     def _plan(self, target: Deployment) -> tuple[Plan, dict[Role, RenderedRole], dict[Role, dict[str, Any] | None]]:
         rendered = {r.role: r for r in render(target)}
-        current = dict(zip(Role, _concurrently(lambda role: self._current(rendered[role].job_id, target.namespace), Role)))
+        current = dict(zip(rendered, _concurrently(lambda r: self._current(r.job_id, target.namespace), rendered.values())))
         _refuse_fewer_queues(target, current)
         jobs = _concurrently(lambda role: self._plan_job(target, rendered[role], current[role]), ROLES)
-        return Plan(target.name, target.namespace, jobs, _setup_step(rendered, current)), rendered, current
+        return Plan(target.name, target.namespace, jobs, _setup_step(target, rendered, current)), rendered, current
 
     def _plan_job(self, deployment: Deployment, rendered: RenderedRole, current: dict[str, Any] | None) -> JobPlan:
         ns = deployment.namespace
@@ -624,16 +624,22 @@ def _task_failures(allocations: list[dict[str, Any]]) -> str:
     return "; ".join(unique[:3]) + (f" (+{len(unique) - 3} more)" if len(unique) > 3 else "")
 
 
-def _setup_step(rendered: dict[Role, RenderedRole], current: dict[Role, dict[str, Any] | None]) -> SetupStep:
+def _setup_step(
+    deployment: Deployment, rendered: dict[Role, RenderedRole], current: dict[Role, dict[str, Any] | None]
+) -> SetupStep:
     """Run the setup job unless every role's job was registered after a setup for what
-    this rendering runs (same image, Matomo and plugin versions, same database)."""
+    this rendering runs (same image, Matomo and plugin versions, same database). A job
+    with one of our ids but without our mark says nothing either way: run refuses to
+    touch it (unless adopting)."""
     setup = rendered[Role.setup]
     fingerprint = setup.job["Meta"][META_SETUP]
     absent = [rendered[role].job_id for role in ROLES if current[role] is None]
     stale = [
         (rendered[role].job_id, job)
         for role in ROLES
-        if (job := current[role]) is not None and (job.get("Meta") or {}).get(META_SETUP) != fingerprint
+        if (job := current[role]) is not None
+        and _owned(job, deployment, role)
+        and (job.get("Meta") or {}).get(META_SETUP) != fingerprint
     ]
     if len(absent) == len(ROLES):
         reason = "a new deployment: install or update the database before any role starts"

@@ -26,9 +26,11 @@ from matomo_nomad import (
     ConnectionSettings,
     Deployment,
     NomadClient,
+    Role,
     parse_deployment,
     render,
 )
+from matomo_nomad._cluster import JobRun, RunResult
 from matomo_nomad._errors import (
     ClusterConfigError,
     ClusterTimeoutError,
@@ -47,8 +49,12 @@ from tests.fakenomad import FakeNomad
 pytest_plugins = ("tests.fakenomad.fixtures",)
 
 JOB_IDS = ["matomo-admin", "matomo-ingestion", "matomo-queue-processor", "matomo-archiver"]
+"""The four roles, in plan and run order (run's setup job comes before them)."""
 SERVICES = JOB_IDS[:3]
 ARCHIVER = "matomo-archiver"
+SETUP = "matomo-setup"
+ALL_JOB_IDS = [*JOB_IDS, SETUP]
+"""Every job, in status and destroy order (the rendering's: setup last)."""
 #: A token distinctive enough that finding it anywhere in output is never a coincidence.
 TOKEN = "mn-9f1c3b7e-2d4a-4c8e-b5a6-SECRET-TOKEN"
 FOREIGN_META = {"owner": "someone-else"}
@@ -105,8 +111,10 @@ def seed_secrets(fake: FakeNomad, d: Deployment | None = None, namespace: str = 
 
 @pytest.fixture
 def fake_nomad(make_fake_nomad: Callable[..., FakeNomad]) -> FakeNomad:
-    """The plugin's plain fake, with the example deployment's secrets in place."""
-    fake = make_fake_nomad()
+    """The plugin's plain fake, with the example deployment's secrets in place; its
+    scheduler steps a little faster than the default, as most runs now wait for the
+    setup job's allocation to be placed, started and completed before the roles."""
+    fake = make_fake_nomad(tick=0.02)
     seed_secrets(fake)
     return fake
 
@@ -120,6 +128,28 @@ def foreign_job(job_id: str) -> dict[str, Any]:
 
 def by_id(items: list[Any]) -> dict[str, Any]:
     return {item.job_id: item for item in items}
+
+
+def role_runs(result: RunResult) -> list[JobRun]:
+    """The roles' runs, in plan order, without the setup job's (first, when it ran)."""
+    assert all(j.role is not Role.setup for j in result.jobs[1:]), [j.job_id for j in result.jobs]
+    return [j for j in result.jobs if j.role is not Role.setup]
+
+
+def setup_run(result: RunResult) -> JobRun | None:
+    """The setup job's run: the first of result.jobs, when run needed it."""
+    first = result.jobs[0] if result.jobs else None
+    return first if first is not None and first.role is Role.setup else None
+
+
+def registered_ids(fake: FakeNomad) -> list[str]:
+    """The ids of the jobs sent to POST /v1/jobs, in the order they arrived."""
+    return [r.json["Job"]["ID"] for r in fake.requests_to(r"^/v1/jobs$", "POST")]
+
+
+def role_registrations(fake: FakeNomad) -> list[Any]:
+    """The POST /v1/jobs requests for role jobs (not for the setup job)."""
+    return [r for r in fake.requests_to(r"^/v1/jobs$", "POST") if r.json["Job"]["ID"] != SETUP]
 
 
 def overlap(a: Any, b: Any) -> bool:
@@ -224,9 +254,10 @@ def test_namespace_region_and_token_go_with_every_request(make_fake_nomad: Calla
     fake.progress("matomo-admin", "failed", namespace="analytics")
     assert cluster.plan(d).changed
     result = cluster.run(d)
-    assert [j.outcome for j in result.jobs] == ["failed", "registered", "registered", "registered"]
+    assert [(j.job_id, j.outcome) for j in result.jobs] == [
+        (SETUP, "completed"), ("matomo-admin", "failed"), *((j, "registered") for j in JOB_IDS[1:])]
     statuses = cluster.status(d)
-    assert all(s.exists and s.owned for s in statuses)
+    assert [s.job_id for s in statuses] == ALL_JOB_IDS and all(s.exists and s.owned for s in statuses)
     fake.put_variable("nomad/jobs/matomo-admin", {"salt": "x"}, namespace="analytics")
     assert cluster.client.get("var", "nomad/jobs/matomo-admin", namespace="analytics").data["Items"] == {"salt": "x"}
     assert cluster.client.get("vars", namespace="analytics", params={"prefix": "nomad/jobs"}).data
@@ -458,9 +489,9 @@ def test_run_registers_with_check_index_the_hcl_submission_and_our_mark(fake_nom
     d = deployment()
     rendering = {r.job_id: r for r in render(d)}
     result = cluster.run(d, detach=True)
-    assert result.ok and [j.outcome for j in result.jobs] == ["registered"] * 4
+    assert result.ok and [j.outcome for j in result.jobs] == ["completed"] + ["registered"] * 4
     sent = {r.json["Job"]["ID"]: r.json for r in fake_nomad.requests_to(r"^/v1/jobs$", "POST")}
-    assert sorted(sent) == sorted(JOB_IDS)
+    assert sorted(sent) == sorted(ALL_JOB_IDS) and fake_nomad.count(r"^/v1/jobs$", "POST") == 5
     for job_id, body in sent.items():
         assert body["EnforceIndex"] is True and body["JobModifyIndex"] == 0  # create: must not exist yet
         assert body["Submission"]["Source"] == rendering[job_id].hcl
@@ -473,8 +504,10 @@ def test_run_registers_with_check_index_the_hcl_submission_and_our_mark(fake_nom
         assert expected.items() <= fake_nomad.job(job_id)["Meta"].items()
         assert len(expected["matomo_nomad_hash"]) >= 8
     assert {j.job_id: j.job_modify_index for j in result.jobs} == {
-        j: fake_nomad.job(j)["JobModifyIndex"] for j in JOB_IDS}
-    assert all(j.eval_id for j in result.jobs[:3]) and result.jobs[3].eval_id == ""  # periodic: no eval
+        j: fake_nomad.job(j)["JobModifyIndex"] for j in ALL_JOB_IDS}
+    roles = role_runs(result)
+    assert all(j.eval_id for j in roles[:3]) and roles[3].eval_id == ""  # periodic: no eval
+    assert setup_run(result).eval_id  # a batch job: evaluated when registered
 
 
 def test_run_of_a_changed_job_sends_the_index_its_plan_returned(fake_nomad: FakeNomad) -> None:
@@ -541,9 +574,11 @@ def test_a_job_created_by_someone_else_after_the_plan_is_a_conflict(
         fake_nomad: FakeNomad, monkeypatch: pytest.MonkeyPatch) -> None:
     _change_after_plan(monkeypatch, fake_nomad, foreign_job("matomo-admin"))
     result = connect(fake_nomad).run(deployment(), detach=True)
-    assert isinstance(result.jobs[0].error, ConflictError)
+    assert setup_run(result).outcome == "completed"  # the roles' turn came after it
+    roles = role_runs(result)
+    assert isinstance(roles[0].error, ConflictError)
     assert fake_nomad.job("matomo-admin")["Meta"] == FOREIGN_META
-    assert [j.outcome for j in result.jobs[1:]] == ["registered"] * 3
+    assert [j.outcome for j in roles[1:]] == ["registered"] * 3
 
 
 def test_roles_are_registered_and_watched_concurrently(make_fake_nomad: Callable[..., FakeNomad]) -> None:
@@ -552,12 +587,14 @@ def test_roles_are_registered_and_watched_concurrently(make_fake_nomad: Callable
     fake.add_latency(0.4, r"^/v1/jobs$", method="POST")
     for job_id in SERVICES:
         fake.progress(job_id, steps=["place", "start", "healthy", "succeed"], interval=0.3)
-    started = time.monotonic()
     result = connect(fake).run(deployment())
-    elapsed = time.monotonic() - started
+    finished = time.monotonic()
     assert result.ok, result.first_error()
-    registers = fake.requests_to(r"^/v1/jobs$", "POST")
+    assert registered_ids(fake)[0] == SETUP  # registered, and waited for, before the roles
+    registers = role_registrations(fake)
     assert len(registers) == 4
+    # the roles' part of the run, from their first registration on
+    elapsed = finished - min(r.time for r in registers)
     # all four registrations were in flight at once: one after the other would take 1.6 s
     assert max(r.time for r in registers) - min(r.time for r in registers) < 0.3
     assert all(overlap(a, b) for a in registers for b in registers)
@@ -573,9 +610,13 @@ def test_the_secrets_check_reads_the_variables_side_by_side(fake_nomad: FakeNoma
     started = time.monotonic()
     assert connect(fake_nomad).run(deployment(), detach=True).ok
     reads = fake_nomad.requests_to(r"^/v1/var/", "GET")
-    assert len(reads) == 4  # one variable per job
+    assert sorted(r.path for r in reads) == sorted(f"/v1/var/nomad/jobs/{j}" for j in ALL_JOB_IDS)  # one per job
     assert all(overlap(a, b) for a in reads for b in reads)
-    assert time.monotonic() - started < 0.3 * 4
+    # the check was over before the first registration (the setup job's), sooner than
+    # four of its five reads one after the other
+    first_write = min(r.time for r in fake_nomad.requests_to(r"^/v1/jobs$", "POST"))
+    assert max(r.time + r.duration for r in reads) <= first_write
+    assert first_write - started < 0.3 * 4
 
 
 def test_the_watch_uses_blocking_queries_and_few_requests(make_fake_nomad: Callable[..., FakeNomad]) -> None:
@@ -612,14 +653,15 @@ def test_a_failed_deployment_is_an_error_with_the_task_events(fake_nomad: FakeNo
     message = "Failed to pull `registry.example.com/matomo:5.10.0-1`: manifest unknown"
     fake_nomad.progress("matomo-admin", "failed", failure={"Type": "Driver Failure", "DisplayMessage": message})
     result = connect(fake_nomad).run(deployment())
-    admin = result.jobs[0]
+    assert setup_run(result).outcome == "completed"
+    admin = role_runs(result)[0]
     assert admin.outcome == "failed" and isinstance(admin.error, DeploymentFailedError)
     assert admin.error.exit_code == 23 and result.first_error() is admin.error
     assert admin.deployment is not None and admin.deployment.status == "failed"
     assert "Failed due to unhealthy allocations" in admin.failure
     assert f"Driver Failure: {message}" in admin.failure, admin.failure
     assert "\n" not in admin.failure
-    assert [j.outcome for j in result.jobs[1:]] == ["registered"] * 3
+    assert [j.outcome for j in role_runs(result)[1:]] == ["registered"] * 3
     assert fake_nomad.count(r"^/v1/job/matomo-admin/allocations$") == 1
 
 
@@ -627,36 +669,43 @@ def test_a_failed_deployment_names_the_exit_code_of_a_crashing_task(fake_nomad: 
     fake_nomad.progress("matomo-ingestion", "failed", failure={"Type": "Terminated",
                                                                "DisplayMessage": "Exit Code: 255, Exit Message: \"php: not found\""})
     result = connect(fake_nomad).run(deployment())
-    assert 'Terminated: Exit Code: 255, Exit Message: "php: not found"' in result.jobs[1].failure
+    ingestion = role_runs(result)[1]
+    assert ingestion.job_id == "matomo-ingestion"
+    assert 'Terminated: Exit Code: 255, Exit Message: "php: not found"' in ingestion.failure
 
 
 def test_the_archiver_has_no_deployment_and_run_reports_its_next_launch(fake_nomad: FakeNomad) -> None:
     result = connect(fake_nomad).run(deployment())
-    archiver = result.jobs[3]
+    roles = role_runs(result)
+    archiver = roles[3]
     assert (archiver.job_id, archiver.outcome, archiver.deployment) == (ARCHIVER, "registered", None)
     assert archiver.next_periodic_launch and archiver.next_periodic_launch.endswith("Z")
     assert fake_nomad.count(rf"^/v1/job/{ARCHIVER}/deployment") == 0
-    assert [j.deployment.status for j in result.jobs[:3]] == ["successful"] * 3
+    assert [j.deployment.status for j in roles[:3]] == ["successful"] * 3
 
 
 @pytest.mark.parametrize(("status", "error"), [(500, ServerError), (400, RequestRejectedError)])
 def test_one_job_refused_is_reported_alone_and_a_second_run_converges(
         fake_nomad: FakeNomad, status: int, error: type) -> None:
-    fake_nomad.fail(r"^/v1/jobs$", status, "rpc error: something went wrong", method="POST", times=1)
+    # skip=1: the first registration is the setup job's; the next one, a role's, is refused
+    fake_nomad.fail(r"^/v1/jobs$", status, "rpc error: something went wrong", method="POST", times=1, skip=1)
     cluster = connect(fake_nomad)
     first = cluster.run(deployment())
-    failed = [j for j in first.jobs if j.outcome == "failed"]
+    assert setup_run(first).outcome == "completed"
+    roles = role_runs(first)
+    failed = [j for j in roles if j.outcome == "failed"]
     assert len(failed) == 1 and isinstance(failed[0].error, error), [(j.job_id, j.failure) for j in first.jobs]
     assert f"({status}: rpc error: something went wrong)" in failed[0].failure
-    assert sorted(j.outcome for j in first.jobs) == ["failed", "registered", "registered", "registered"]
+    assert sorted(j.outcome for j in roles) == ["failed", "registered", "registered", "registered"]
     assert fake_nomad.job(failed[0].job_id) is None
-    assert fake_nomad.count(r"^/v1/jobs$", "POST") == 4  # no write repeated
+    assert fake_nomad.count(r"^/v1/jobs$", "POST") == 5  # the setup job and each role once: no write repeated
 
     fake_nomad.clear_requests()
     second = cluster.run(deployment())
     assert second.ok
     assert by_id(second.jobs)[failed[0].job_id].outcome == "registered"
-    assert [r.json["Job"]["ID"] for r in fake_nomad.requests_to(r"^/v1/jobs$", "POST")] == [failed[0].job_id]
+    # a role job was absent, so setup ran first again; of the roles, only the refused one is sent
+    assert registered_ids(fake_nomad) == [SETUP, failed[0].job_id]
     assert not cluster.plan(deployment()).changed
 
 
@@ -664,18 +713,20 @@ def test_detach_registers_and_does_not_watch(fake_nomad: FakeNomad) -> None:
     for job_id in SERVICES:
         fake_nomad.progress(job_id, "running")
     result = connect(fake_nomad).run(deployment(), detach=True)
-    assert result.ok and [j.deployment for j in result.jobs] == [None] * 4
+    assert result.ok and [j.deployment for j in result.jobs] == [None] * 5
     assert fake_nomad.count("deployment") == 0
-    assert fake_nomad.count("", blocking=True) == 0
+    # the one thing waited for is the setup job's allocation, even detached
+    assert {r.path for r in fake_nomad.requests if r.blocking} == {f"/v1/job/{SETUP}/allocations"}
 
 
 def test_the_watch_gives_up_after_its_timeout(fake_nomad: FakeNomad) -> None:
     fake_nomad.progress("matomo-admin", "running")
     result = connect(fake_nomad).run(deployment(), watch_timeout=1.2)
-    admin = result.jobs[0]
+    assert setup_run(result).outcome == "completed"
+    admin = role_runs(result)[0]
     assert isinstance(admin.error, ClusterTimeoutError) and admin.error.exit_code == 14
     assert "still deploying" in admin.failure and fake_nomad.job("matomo-admin") is not None
-    assert [j.outcome for j in result.jobs[1:]] == ["registered"] * 3
+    assert [j.outcome for j in role_runs(result)[1:]] == ["registered"] * 3
 
 
 def test_a_job_without_our_mark_is_refused_unless_adopted(fake_nomad: FakeNomad) -> None:
@@ -683,15 +734,16 @@ def test_a_job_without_our_mark_is_refused_unless_adopted(fake_nomad: FakeNomad)
     cluster = connect(fake_nomad)
     fake_nomad.clear_requests()
     result = cluster.run(deployment(), detach=True)
-    admin = result.jobs[0]
+    assert setup_run(result).outcome == "completed"
+    admin = role_runs(result)[0]
     assert isinstance(admin.error, NotOwnedError) and admin.error.exit_code == 22
     assert "--adopt" in admin.failure and "'matomo'" in admin.failure
     assert fake_nomad.job("matomo-admin")["Meta"] == FOREIGN_META and fake_nomad.job("matomo-admin")["Version"] == 0
-    assert "matomo-admin" not in [r.json["Job"]["ID"] for r in fake_nomad.requests_to(r"^/v1/jobs$", "POST")]
-    assert [j.outcome for j in result.jobs[1:]] == ["registered"] * 3
+    assert "matomo-admin" not in registered_ids(fake_nomad)
+    assert [j.outcome for j in role_runs(result)[1:]] == ["registered"] * 3
 
     adopted = cluster.run(deployment(), detach=True, adopt=True)
-    assert adopted.ok and adopted.jobs[0].outcome == "registered"
+    assert adopted.ok and role_runs(adopted)[0].outcome == "registered"
     assert fake_nomad.job("matomo-admin")["Meta"]["matomo_nomad_deployment"] == "matomo"
     assert fake_nomad.last_request(r"^/v1/jobs$", "POST").json["JobModifyIndex"] == adopted.plan.jobs[0].job_modify_index
 
@@ -702,7 +754,8 @@ def test_a_job_with_another_deployments_mark_is_not_ours(fake_nomad: FakeNomad) 
     job["Meta"]["matomo_nomad_deployment"] = "staging"
     register_directly(fake_nomad, job)
     result = connect(fake_nomad).run(deployment(), detach=True)
-    assert [type(j.error).__name__ for j in result.jobs] == ["NoneType", "NoneType", "NotOwnedError", "NoneType"]
+    assert setup_run(result).outcome == "completed"
+    assert [type(j.error).__name__ for j in role_runs(result)] == ["NoneType", "NoneType", "NotOwnedError", "NoneType"]
     assert fake_nomad.job("matomo-queue-processor")["Meta"]["matomo_nomad_deployment"] == "staging"
 
 
@@ -710,7 +763,7 @@ def test_run_after_destroy_starts_the_jobs_again(fake_nomad: FakeNomad) -> None:
     cluster = connect(fake_nomad)
     cluster.run(deployment(), detach=True)
     cluster.destroy(deployment())
-    assert all(fake_nomad.job(j)["Stop"] for j in JOB_IDS)
+    assert all(fake_nomad.job(j)["Stop"] for j in ALL_JOB_IDS)
     plan = cluster.plan(deployment())
     assert [j.change for j in plan.jobs] == ["update"] * 4
     assert all(any(c.path == "Stop" for c in j.changes) for j in plan.jobs)
@@ -724,7 +777,7 @@ def test_run_after_destroy_starts_the_jobs_again(fake_nomad: FakeNomad) -> None:
 def test_status_of_each_role(fake_nomad: FakeNomad) -> None:
     cluster = connect(fake_nomad)
     assert [(s.job_id, s.exists, s.owned, s.status) for s in cluster.status(deployment())] == [
-        (j, False, False, "absent") for j in JOB_IDS]
+        (j, False, False, "absent") for j in ALL_JOB_IDS]
     cluster.run(deployment())
     statuses = by_id(cluster.status(deployment()))
     for job_id, count in (("matomo-admin", 1), ("matomo-ingestion", 2), ("matomo-queue-processor", 1)):
@@ -736,9 +789,12 @@ def test_status_of_each_role(fake_nomad: FakeNomad) -> None:
     archiver = statuses[ARCHIVER]
     assert (archiver.exists, archiver.owned, archiver.in_sync, archiver.deployment, archiver.allocations) == (
         True, True, True, None, {})
+    setup = statuses[SETUP]  # a batch job: its one allocation ran to completion
+    assert (setup.exists, setup.owned, setup.status, setup.version, setup.stopped, setup.in_sync, setup.deployment,
+            setup.allocations) == (True, True, "dead", 0, False, True, None, {"complete": 1})
 
     changed = by_id(cluster.status(deployment(roles={"ingestion": {"count": 3}})))
-    assert [changed[j].in_sync for j in JOB_IDS] == [True, False, True, True]
+    assert [changed[j].in_sync for j in ALL_JOB_IDS] == [True, False, True, True, True]
 
 
 def test_status_reports_a_job_without_our_mark_as_such(fake_nomad: FakeNomad) -> None:
@@ -767,15 +823,15 @@ def test_status_of_stopped_jobs(fake_nomad: FakeNomad) -> None:
 def test_destroy_stops_only_jobs_with_this_deployments_mark(fake_nomad: FakeNomad) -> None:
     cluster = connect(fake_nomad)
     register_directly(fake_nomad, foreign_job("matomo-admin"))
-    cluster.run(deployment(), detach=True)  # admin refused, the rest registered
+    cluster.run(deployment(), detach=True)  # admin refused, the rest (setup first) registered
     fake_nomad.clear_requests()
     results = by_id(cluster.destroy(deployment()))
-    assert [results[j].outcome for j in JOB_IDS] == ["refused", "stopped", "stopped", "stopped"]
-    assert fake_nomad.count("", "DELETE") == 3
+    assert [results[j].outcome for j in ALL_JOB_IDS] == ["refused", "stopped", "stopped", "stopped", "stopped"]
+    assert fake_nomad.count("", "DELETE") == 4
     assert fake_nomad.count(r"^/v1/job/matomo-admin$", "DELETE") == 0
     untouched = fake_nomad.job("matomo-admin")
     assert untouched["Meta"] == FOREIGN_META and untouched["Stop"] is False
-    assert all(fake_nomad.job(j)["Stop"] for j in JOB_IDS[1:])
+    assert all(fake_nomad.job(j)["Stop"] for j in ALL_JOB_IDS[1:])
     assert all(r.query.get("purge") == "false" for r in fake_nomad.requests_to("", "DELETE"))
     assert all(results[j].eval_id for j in SERVICES[1:])
 
@@ -785,29 +841,32 @@ def test_destroy_purge_removes_the_jobs_and_absent_jobs_are_reported(fake_nomad:
     d = deployment()
     cluster.run(d, detach=True)
     cluster.destroy(d, purge=True)
-    assert [fake_nomad.job(j) for j in JOB_IDS] == [None] * 4
+    assert [fake_nomad.job(j) for j in ALL_JOB_IDS] == [None] * 5
     assert all(r.query.get("purge") == "true" for r in fake_nomad.requests_to("", "DELETE"))
     fake_nomad.clear_requests()
-    assert [x.outcome for x in cluster.destroy(d)] == ["absent"] * 4
+    assert [(x.job_id, x.outcome) for x in cluster.destroy(d)] == [(j, "absent") for j in ALL_JOB_IDS]
     assert fake_nomad.count("", "DELETE") == 0
 
 
 def test_destroy_after_stop_then_purge(fake_nomad: FakeNomad) -> None:
     cluster = connect(fake_nomad)
     cluster.run(deployment(), detach=True)
-    assert [x.outcome for x in cluster.destroy(deployment())] == ["stopped"] * 4
-    assert [x.outcome for x in cluster.destroy(deployment(), purge=True)] == ["purged"] * 4
-    assert all(fake_nomad.job(j) is None for j in JOB_IDS)
+    assert [(x.job_id, x.outcome) for x in cluster.destroy(deployment())] == [(j, "stopped") for j in ALL_JOB_IDS]
+    assert [(x.job_id, x.outcome) for x in cluster.destroy(deployment(), purge=True)] == [
+        (j, "purged") for j in ALL_JOB_IDS]
+    assert all(fake_nomad.job(j) is None for j in ALL_JOB_IDS)
 
 
 # --- the end-to-end test, against the fake ------------------------------------------------
 
 
+@pytest.mark.parametrize("setup_outcome", ["complete", "failed"])
 def test_the_end_to_end_test_passes_against_the_fake(make_fake_nomad: Callable[..., FakeNomad],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                    monkeypatch: pytest.MonkeyPatch, setup_outcome: str) -> None:
     """tests/test_e2e_nomad.py runs against a real cluster when NOMAD_ADDR is set; its
     test function, pointed at the fake, shows that it would pass (it creates its own
-    secrets, runs with detach=True, and cleans up jobs and variables)."""
+    secrets, runs with detach=True, and cleans up jobs and variables), whether the setup
+    job completes or fails as it does on a dev agent (no database, no setup.php)."""
     import uuid
 
     from tests.test_e2e_nomad import test_plan_run_plan_status_destroy as e2e
@@ -823,9 +882,19 @@ def test_the_end_to_end_test_passes_against_the_fake(make_fake_nomad: Callable[.
     data["name"] = f"mn-e2e-{uuid.uuid4().hex[:8]}"
     data["matomo"]["image"] = "matomo:5.10.0"
     d = parse_deployment(data)
+    setup_id = d.job_id(Role.setup)
+    fake.batch_outcome(setup_id, setup_outcome, failure={
+        "Type": "Terminated", "DisplayMessage": "Exit Code: 1", "ExitCode": 1})
     e2e(d)
-    assert fake.count(r"^/v1/jobs$", "POST") == 4
-    assert fake.count(r"^/v1/var/", "PUT") == 4 and fake.count(r"^/v1/var/", "DELETE") == 4
-    assert fake.count(r"^/v1/job/", "DELETE") == 4
-    assert fake.count("", blocking=True) == 0  # detach=True: it never watches
+    jobs = len(list(render(d)))
+    assert jobs == 5
+    if setup_outcome == "complete":
+        assert registered_ids(fake)[0] == setup_id and fake.count(r"^/v1/jobs$", "POST") == jobs
+        assert fake.count(r"^/v1/job/", "DELETE") == jobs
+    else:
+        assert registered_ids(fake) == [setup_id]  # nothing after the failed setup
+        assert fake.count(r"^/v1/job/", "DELETE") == 1  # the others were absent
+    assert fake.count(r"^/v1/var/", "PUT") == jobs and fake.count(r"^/v1/var/", "DELETE") == jobs
+    # detach=True: it never watches the roles; only the setup job is waited for
+    assert {r.path for r in fake.requests if r.blocking} == {f"/v1/job/{setup_id}/allocations"}
     assert all(fake.job(r.job_id) is None for r in render(d))

@@ -25,10 +25,12 @@ from matomo_nomad import Cluster, Deployment, NomadClient
 from matomo_nomad._cli import main
 from tests.fakenomad import FakeNomad
 from tests.test_cluster import (  # noqa: F401  (fake_nomad: the fixture, with secrets seeded)
+    ALL_JOB_IDS,
     ARCHIVER,
     FOREIGN_META,
     JOB_IDS,
     SERVICES,
+    SETUP,
     TOKEN,
     connect,
     deployment,
@@ -36,6 +38,7 @@ from tests.test_cluster import (  # noqa: F401  (fake_nomad: the fixture, with s
     fake_nomad,
     foreign_job,
     register_directly,
+    registered_ids,
     rendered_job,
     seed_secrets,
 )
@@ -48,6 +51,11 @@ NOMAD_VARIABLES = ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION
                    "NOMAD_CLIENT_CERT", "NOMAD_CLIENT_KEY", "NOMAD_SKIP_VERIFY", "NOMAD_TLS_SERVER_NAME",
                    "VAULT_ADDR", "VAULT_TOKEN", "MATOMO_NOMAD_DEBUG")
 PROGRESS = re.compile(r"^matomo-[a-z-]+: [a-z]+ \((?:[a-z-]+ \d+/\d+/\d+(?:, )?)+ healthy/placed/desired\)$")
+#: What `run` prints on stderr before it runs the setup job.
+SETUP_NOTICE = re.compile(rf"^{SETUP}: running first: \S.*$")
+NEW_DEPLOYMENT_NOTICE = (f"{SETUP}: running first: a new deployment: "
+                         "install or update the database before any role starts")
+SETUP_COMPLETED = re.compile(rf"^{SETUP}: completed \(job modify index \d+, evaluation [0-9a-f]{{8}}\)$")
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +107,13 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
+def after_setup_notice(err: str) -> str:
+    """stderr after the line `run` prints first when it runs the setup job (asserted)."""
+    first, _, rest = err.partition("\n")
+    assert SETUP_NOTICE.match(first), err
+    return rest
+
+
 # --- flags over the environment ---------------------------------------------------------------
 
 
@@ -113,7 +128,7 @@ def test_connection_flags_override_the_nomad_variables(make_fake_nomad: Callable
     code, out, err = cli("run", file, "--detach", *flags, **env)
     assert code == 0, err
     code, out, err = cli("status", file, *flags, **env)
-    assert code == 0 and out.count("in sync with the deployment file") == 4
+    assert code == 0 and out.count("in sync with the deployment file") == 5  # the four roles and setup
     assert fake.requests
     for r in fake.requests:
         assert (r.query.get("namespace"), r.query.get("region"), r.token) == ("analytics", "eu", TOKEN), r.target
@@ -134,7 +149,7 @@ def test_tls_flags_override_the_tls_variables(make_fake_nomad: Callable[..., Fak
     code, out, err = cli("status", file, "--ca-cert", fake.ca_path, "--tls-server-name", "server.global.nomad",
                          "--client-cert", fake.client_cert, "--client-key", fake.client_key, **wrong)
     assert (code, err) == (0, ""), err
-    assert out.count("not registered") == 4
+    assert out.splitlines() == [f"{job_id}: not registered" for job_id in ALL_JOB_IDS]
     assert {(r.sni, r.client_cert_cn) for r in fake.requests} == {("server.global.nomad", "cli.global.nomad")}
 
 
@@ -149,7 +164,7 @@ def test_tls_skip_verify_flag(fake_nomad_tls: FakeNomad, cli: Cli, deploy_file: 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code, out, err = cli("status", file, "--tls-skip-verify", NOMAD_ADDR=fake_nomad_tls.address)
-    assert code == 0 and out.count("not registered") == 4
+    assert code == 0 and out.splitlines() == [f"{job_id}: not registered" for job_id in ALL_JOB_IDS]
     # one line of ours, not urllib3's warning per request
     assert err == "warning: TLS certificates are not verified (NOMAD_SKIP_VERIFY / --tls-skip-verify)\n"
     assert not [w for w in caught if "Unverified HTTPS" in str(w.message)]
@@ -174,15 +189,18 @@ def test_plan_exits_1_with_changes_and_0_without(fake_nomad: FakeNomad, cli: Cli
     file = deploy_file()
     code, out, err = cli("plan", file, NOMAD_ADDR=fake_nomad.address)
     assert (code, err) == (1, "")
+    assert out.startswith(f"+ job {SETUP} (runs first, and must succeed before the others are registered)\n"
+                          "    why: a new deployment: ")
     for job_id in JOB_IDS:
         assert f"+ job {job_id} (new job)\n" in out
     assert "    scheduler: admin: 1 to place\n" in out and "    next launch: " in out
-    assert out.endswith("\n4 of 4 job(s) would change in namespace default.\n")
+    assert out.endswith("\n4 of 4 job(s) would change after the setup job in namespace default.\n")
     assert fake_nomad.count(r"^/v1/jobs$") == 0
 
     assert cli("run", file, "--detach")[0] == 0
     code, out, err = cli("plan", file)
     assert (code, err) == (0, "")
+    assert re.match(rf"  job {SETUP} \(not run: every job runs after setup [0-9a-f]+\)\n", out), out
     assert out.endswith("\n0 of 4 job(s) would change in namespace default.\n")
     assert all(f"  job {job_id} (no change)\n" in out for job_id in JOB_IDS)
 
@@ -252,28 +270,31 @@ def test_run_prints_one_line_per_job_and_progress_one_line_per_change(
         fake_nomad: FakeNomad, cli: Cli, deploy_file: Callable[..., str]) -> None:
     code, out, err = cli("run", deploy_file(), NOMAD_ADDR=fake_nomad.address)
     assert code == 0, err
-    lines = out.splitlines()
+    setup_line, *lines = out.splitlines()
+    assert SETUP_COMPLETED.match(setup_line), setup_line
     assert len(lines) == 4
     for job_id, line in zip(SERVICES, lines):
         assert re.fullmatch(rf"{job_id}: registered \(job modify index \d+, evaluation [0-9a-f]{{8}}\); "
                             r"deployment successful", line), line
     assert re.fullmatch(rf"{ARCHIVER}: registered \(job modify index \d+\); next launch \d{{4}}-\d\d-\d\dT.*Z",
                         lines[3]), lines[3]
-    progress = err.splitlines()
+    notice, *progress = err.splitlines()
+    assert notice == NEW_DEPLOYMENT_NOTICE
     assert "\x1b" not in err and progress
     assert all(PROGRESS.match(line) for line in progress), progress
     for job_id in SERVICES:
         mine = [line for line in progress if line.startswith(job_id + ":")]
         assert mine and all(a != b for a, b in itertools.pairwise(mine)), mine  # one line per change
         assert "successful" in mine[-1]
-    assert not any(line.startswith(ARCHIVER) for line in progress)
+    assert not any(line.startswith((ARCHIVER, SETUP)) for line in progress)
 
     code, out, err = cli("run", deploy_file())
-    assert (code, err) == (0, "")
+    assert (code, err) == (0, "")  # no setup this time: nothing it prepares for has changed
     again = out.splitlines()
+    assert len(again) == 4
     assert again[:3] == [f"{job_id}: unchanged" for job_id in SERVICES]
     assert re.fullmatch(rf"{ARCHIVER}: unchanged; next launch \d{{4}}-\d\d-\d\dT.*Z", again[3]), again[3]
-    assert fake_nomad.count(r"^/v1/jobs$", "POST") == 4  # the first run's, none more
+    assert fake_nomad.count(r"^/v1/jobs$", "POST") == 5  # the first run's (setup and four roles), none more
 
 
 def test_run_detach_returns_without_watching(fake_nomad: FakeNomad, cli: Cli, deploy_file: Callable[..., str]) -> None:
@@ -281,9 +302,12 @@ def test_run_detach_returns_without_watching(fake_nomad: FakeNomad, cli: Cli, de
         fake_nomad.progress(job_id, "running")
     started = time.monotonic()
     code, out, err = cli("run", deploy_file(), "--detach", NOMAD_ADDR=fake_nomad.address)
-    assert (code, err) == (0, "") and out.count(": registered") == 4 and "deployment" not in out
+    assert (code, err) == (0, NEW_DEPLOYMENT_NOTICE + "\n")
+    assert out.count(": registered") == 4 and "deployment" not in out
+    assert SETUP_COMPLETED.match(out.splitlines()[0])  # the setup job is waited for, detached or not
     assert time.monotonic() - started < 2
-    assert fake_nomad.count("deployment") == 0 and fake_nomad.count("", blocking=True) == 0
+    assert fake_nomad.count("deployment") == 0
+    assert {r.path for r in fake_nomad.requests if r.blocking} == {f"/v1/job/{SETUP}/allocations"}
 
 
 def test_a_failed_deployment_exits_23_with_the_task_event(fake_nomad: FakeNomad, cli: Cli,
@@ -295,7 +319,8 @@ def test_a_failed_deployment_exits_23_with_the_task_event(fake_nomad: FakeNomad,
     [failure] = [line for line in err.splitlines() if "FAILED" in line]
     assert failure.startswith("matomo-queue-processor: FAILED: deployment ") and message in failure
     assert "Failed due to unhealthy allocations" in failure
-    assert sorted(line.split(":")[0] for line in out.splitlines()) == sorted(set(JOB_IDS) - {"matomo-queue-processor"})
+    assert sorted(line.split(":")[0] for line in out.splitlines()) == sorted(
+        set(ALL_JOB_IDS) - {"matomo-queue-processor"})
 
 
 def test_a_job_changed_since_the_plan_exits_20_and_is_not_overwritten(
@@ -325,30 +350,35 @@ def test_a_job_without_our_mark_exits_22_unless_adopted(fake_nomad: FakeNomad, c
     file = deploy_file()
     code, out, err = cli("run", file, "--detach", NOMAD_ADDR=fake_nomad.address)
     assert code == 22
-    line = one_error_line(err)
+    line = one_error_line(after_setup_notice(err))
     assert line.startswith("matomo-ingestion: FAILED: a job with this id exists") and "--adopt" in line
     assert fake_nomad.job("matomo-ingestion")["Meta"] == FOREIGN_META
     code, out, err = cli("run", file, "--detach", "--adopt")
+    # The first run's setup prepared the database for this rendering; a job that is not
+    # ours says nothing about it, so setup does not run again before adopting.
     assert (code, err) == (0, "") and "matomo-ingestion: registered" in out
     assert fake_nomad.job("matomo-ingestion")["Meta"]["matomo_nomad_deployment"] == "matomo"
 
 
 def test_one_job_refused_is_reported_on_its_own_line_and_a_rerun_converges(
         fake_nomad: FakeNomad, cli: Cli, deploy_file: Callable[..., str]) -> None:
-    fake_nomad.fail(r"^/v1/jobs$", 500, "rpc error: raft apply failed", method="POST", times=1)
+    # skip=1: the setup job's registration goes through, the first role's is refused
+    fake_nomad.fail(r"^/v1/jobs$", 500, "rpc error: raft apply failed", method="POST", times=1, skip=1)
     file = deploy_file()
     code, out, err = cli("run", file, "--detach", NOMAD_ADDR=fake_nomad.address)
     assert code == 19
-    line = one_error_line(err)
+    line = one_error_line(after_setup_notice(err))
     failed = line.split(":")[0]
     assert "FAILED" in line and "raft apply failed" in line and failed in JOB_IDS
-    assert sorted(l.split(":")[0] for l in out.splitlines()) == sorted(set(JOB_IDS) - {failed})
+    assert sorted(l.split(":")[0] for l in out.splitlines()) == sorted(set(ALL_JOB_IDS) - {failed})
     fake_nomad.clear_requests()
     code, out, err = cli("run", file, "--detach")
-    assert (code, err) == (0, "")
-    assert next(l for l in out.splitlines() if "registered" in l).startswith(failed + ": registered")
-    assert out.count("unchanged") == 3
-    assert [r.json["Job"]["ID"] for r in fake_nomad.requests_to(r"^/v1/jobs$", "POST")] == [failed]
+    # a role job was absent: the setup job runs first again, then only the refused role is sent
+    assert (code, after_setup_notice(err)) == (0, "")
+    assert [l.split(" (")[0] for l in out.splitlines() if ": unchanged" not in l] == [
+        f"{SETUP}: completed", f"{failed}: registered"]
+    assert out.count(": unchanged") == 3
+    assert registered_ids(fake_nomad) == [SETUP, failed]
 
 
 def _read_until_exit(fd: int, process: subprocess.Popen[bytes], limit: float) -> bytes:
@@ -401,7 +431,7 @@ def test_status_text(fake_nomad: FakeNomad, cli: Cli, deploy_file: Callable[...,
     file = deploy_file()
     code, out, err = cli("status", file, NOMAD_ADDR=fake_nomad.address)
     assert (code, err) == (0, "")
-    assert out.splitlines() == [f"{job_id}: not registered" for job_id in JOB_IDS]
+    assert out.splitlines() == [f"{job_id}: not registered" for job_id in ALL_JOB_IDS]
     assert cli("run", file)[0] == 0
     register_directly(fake_nomad, foreign_job("matomo-queue-processor"))  # someone took it over
     code, out, err = cli("status", deploy_file(roles={"ingestion": {"count": 3}}))
@@ -412,6 +442,8 @@ def test_status_text(fake_nomad: FakeNomad, cli: Cli, deploy_file: Callable[...,
                         "2 running; last deployment successful ingestion 2/2/2")
     assert re.fullmatch(r"matomo-queue-processor: exists \(\w+\) but not registered by this deployment", lines[2])
     assert lines[3] == f"{ARCHIVER}: running, version 0, in sync with the deployment file; no allocations"
+    assert lines[4] == f"{SETUP}: dead, version 0, in sync with the deployment file; 1 complete"
+    assert len(lines) == 5
 
 
 def test_status_json(fake_nomad: FakeNomad, cli: Cli, deploy_file: Callable[..., str]) -> None:
@@ -421,10 +453,12 @@ def test_status_json(fake_nomad: FakeNomad, cli: Cli, deploy_file: Callable[...,
     assert (code, err) == (0, "")
     rows = json.loads(out)
     assert [(r["job_id"], r["role"], r["exists"], r["owned"], r["in_sync"], r["version"]) for r in rows] == [
-        (j, role, True, True, True, 0) for j, role in zip(JOB_IDS, ["admin", "ingestion", "queue_processor", "archiver"])]
+        (j, role, True, True, True, 0)
+        for j, role in zip(ALL_JOB_IDS, ["admin", "ingestion", "queue_processor", "archiver", "setup"], strict=True)]
     assert rows[1]["allocations"] == {"running": 2}
     assert rows[1]["deployment"]["status"] == "successful" and rows[1]["deployment"]["groups"][0]["healthy"] == 2
     assert rows[3]["deployment"] is None
+    assert (rows[4]["status"], rows[4]["allocations"], rows[4]["deployment"]) == ("dead", {"complete": 1}, None)
     library = connect(fake_nomad).status(deployment())
     assert [r["status"] for r in rows] == [s.status for s in library]
 
@@ -438,7 +472,7 @@ def test_destroy_refuses_a_job_without_our_mark_and_leaves_it(fake_nomad: FakeNo
     assert code == 22
     assert one_error_line(err) == ("matomo-archiver: exists but does not carry deployment 'matomo''s mark; "
                                    "not touching it")
-    assert out.splitlines() == [f"{j}: stopped" for j in SERVICES]
+    assert out.splitlines() == [f"{j}: stopped" for j in [*SERVICES, SETUP]]
     assert fake_nomad.job(ARCHIVER)["Meta"] == FOREIGN_META and not fake_nomad.job(ARCHIVER)["Stop"]
     assert fake_nomad.count(rf"^/v1/job/{ARCHIVER}$", "DELETE") == 0
 
@@ -447,10 +481,10 @@ def test_destroy_purge_and_absent(fake_nomad: FakeNomad, cli: Cli, deploy_file: 
     file = deploy_file()
     cli("run", file, "--detach", NOMAD_ADDR=fake_nomad.address)
     code, out, err = cli("destroy", file, "--purge")
-    assert (code, err) == (0, "") and out.splitlines() == [f"{j}: purged" for j in JOB_IDS]
-    assert all(fake_nomad.job(j) is None for j in JOB_IDS)
+    assert (code, err) == (0, "") and out.splitlines() == [f"{j}: purged" for j in ALL_JOB_IDS]
+    assert all(fake_nomad.job(j) is None for j in ALL_JOB_IDS)
     code, out, err = cli("destroy", file)
-    assert (code, err) == (0, "") and out.splitlines() == [f"{j}: absent" for j in JOB_IDS]
+    assert (code, err) == (0, "") and out.splitlines() == [f"{j}: absent" for j in ALL_JOB_IDS]
 
 
 # --- errors: one line, their own exit code, no traceback, no token --------------------------------
@@ -510,9 +544,12 @@ def test_run_stops_on_a_plan_error_with_its_code(fake_nomad: FakeNomad, cli: Cli
 
 
 def test_a_register_conflict_exits_20(fake_nomad: FakeNomad, cli: Cli, deploy_file: Callable[..., str]) -> None:
-    fake_nomad.fail(r"^/v1/jobs$", 500, "Enforcing job modify index 0: job already exists", method="POST", times=1)
+    # skip=1: the setup job is registered, then a role's registration conflicts
+    fake_nomad.fail(r"^/v1/jobs$", 500, "Enforcing job modify index 0: job already exists", method="POST",
+                    times=1, skip=1)
     code, _out, err = cli("run", deploy_file(), "--detach", NOMAD_ADDR=fake_nomad.address)
-    assert code == 20 and "changed since it was planned" in one_error_line(err)
+    line = one_error_line(after_setup_notice(err))
+    assert code == 20 and "changed since it was planned" in line and line.split(":")[0] in JOB_IDS
 
 
 def test_timeout_flag(fake_nomad: FakeNomad, cli: Cli, deploy_file: Callable[..., str]) -> None:

@@ -28,12 +28,17 @@ from matomo_nomad._errors import (
 )
 from tests.fakenomad import FakeNomad
 from tests.test_cluster import (  # noqa: F401  (fake_nomad: the fixture, with secrets seeded)
+    ALL_JOB_IDS,
     JOB_IDS,
+    SETUP,
     TOKEN,
     connect,
     deployment,
     fake_nomad,
+    registered_ids,
+    role_runs,
     seed_secrets,
+    setup_run,
 )
 
 pytest_plugins = ("tests.fakenomad.fixtures",)
@@ -68,6 +73,13 @@ def one_line(error: ClusterError) -> str:
     return text
 
 
+def assert_only_setup_was_sent(result: Any, error: type) -> None:
+    """The setup job's registration failed with `error`: no role was sent, none registered."""
+    setup = setup_run(result)
+    assert setup is not None and setup.outcome == "failed" and isinstance(setup.error, error), setup
+    assert [(j.job_id, j.outcome, j.error) for j in role_runs(result)] == [(j, "not registered", None) for j in JOB_IDS]
+
+
 # --- each failure, its class and exit code ------------------------------------------------
 
 
@@ -100,11 +112,19 @@ def test_a_server_that_does_not_answer_times_out_after_three_tries(fake_nomad: F
 
 
 def test_a_write_that_times_out_is_not_sent_again(fake_nomad: FakeNomad) -> None:
-    fake_nomad.hang(r"^/v1/jobs$", method="POST")
     cluster = Cluster(client(fake_nomad, timeout=0.5))
+    # the setup job's registration times out: sent once, and nothing is sent after it
+    fake_nomad.hang(r"^/v1/jobs$", method="POST")
+    assert_only_setup_was_sent(cluster.run(deployment(), detach=True), ClusterTimeoutError)
+    assert registered_ids(fake_nomad) == [SETUP]
+    # the setup job's goes through (skip=1), the roles' time out
+    fake_nomad.clear_faults()
+    fake_nomad.clear_requests()
+    fake_nomad.hang(r"^/v1/jobs$", method="POST", skip=1)
     result = cluster.run(deployment(), detach=True)
-    assert all(isinstance(j.error, ClusterTimeoutError) for j in result.jobs)
-    assert fake_nomad.count(r"^/v1/jobs$", "POST") == 4  # one per job, none repeated
+    assert setup_run(result).outcome == "completed"
+    assert all(isinstance(j.error, ClusterTimeoutError) for j in role_runs(result))
+    assert sorted(registered_ids(fake_nomad)) == sorted(ALL_JOB_IDS)  # one per job, none repeated
 
 
 def test_tls_failure(fake_nomad_tls: FakeNomad, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,12 +210,24 @@ def test_a_redirect_on_a_read_is_an_error_not_an_absent_job(fake_nomad: FakeNoma
 
 
 def test_a_redirect_on_a_write_is_an_error_not_a_registration(fake_nomad: FakeNomad) -> None:
+    cluster = connect(fake_nomad)
     fake_nomad.redirect(r"^/v1/jobs$", method="POST")
-    result = connect(fake_nomad).run(deployment(), detach=True)
-    assert [j.outcome for j in result.jobs] == ["failed"] * 4
-    assert all(isinstance(j.error, MalformedResponseError) and "301" in (j.failure or "") for j in result.jobs)
+    result = cluster.run(deployment(), detach=True)
+    assert_only_setup_was_sent(result, MalformedResponseError)
+    assert "301" in setup_run(result).failure
+    assert all(fake_nomad.job(j) is None for j in ALL_JOB_IDS)
+    assert registered_ids(fake_nomad) == [SETUP]
+    # the setup job's registration goes through (skip=1), the roles' are redirected
+    fake_nomad.clear_faults()
+    fake_nomad.clear_requests()
+    fake_nomad.redirect(r"^/v1/jobs$", method="POST", skip=1)
+    result = cluster.run(deployment(), detach=True)
+    assert setup_run(result).outcome == "completed"
+    roles = role_runs(result)
+    assert [j.outcome for j in roles] == ["failed"] * 4
+    assert all(isinstance(j.error, MalformedResponseError) and "301" in (j.failure or "") for j in roles)
     assert all(fake_nomad.job(j) is None for j in JOB_IDS)
-    assert fake_nomad.count(r"^/v1/jobs$", "POST") == 4
+    assert sorted(registered_ids(fake_nomad)) == sorted(ALL_JOB_IDS)
 
 
 def test_a_redirected_delete_is_not_followed_and_the_token_stays_home(
@@ -220,10 +252,18 @@ def test_a_dropped_connection(fake_nomad: FakeNomad) -> None:
     assert caught.value.exit_code == 12 and "Remote end closed connection" in one_line(caught.value)
     assert fake_nomad.count(JOB) == 3
     fake_nomad.clear_faults()
+    fake_nomad.clear_requests()
     fake_nomad.drop(r"^/v1/jobs$", method="POST")
-    result = connect(fake_nomad).run(deployment(), detach=True)
-    assert all(isinstance(j.error, ConnectError) for j in result.jobs)
-    assert fake_nomad.count(r"^/v1/jobs$", "POST") == 4
+    cluster = connect(fake_nomad)
+    assert_only_setup_was_sent(cluster.run(deployment(), detach=True), ConnectError)
+    assert registered_ids(fake_nomad) == [SETUP]
+    fake_nomad.clear_faults()
+    fake_nomad.clear_requests()
+    fake_nomad.drop(r"^/v1/jobs$", method="POST", skip=1)  # the setup job's goes through
+    result = cluster.run(deployment(), detach=True)
+    assert setup_run(result).outcome == "completed"
+    assert all(isinstance(j.error, ConnectError) for j in role_runs(result))
+    assert sorted(registered_ids(fake_nomad)) == sorted(ALL_JOB_IDS)
 
 
 def test_a_connection_broken_in_the_middle_of_the_answer(fake_nomad: FakeNomad) -> None:
@@ -269,11 +309,18 @@ def test_a_blocking_read_is_retried_too(fake_nomad: FakeNomad) -> None:
 
 
 def test_a_register_that_fails_is_sent_exactly_once(fake_nomad: FakeNomad) -> None:
+    cluster = connect(fake_nomad)
     fake_nomad.fail(r"^/v1/jobs$", 500, "rpc error: raft apply failed", method="POST")
-    result = connect(fake_nomad).run(deployment())
-    assert [type(j.error) for j in result.jobs] == [ServerError] * 4
-    assert fake_nomad.count(r"^/v1/jobs$", "POST") == 4
-    assert sorted(r.json["Job"]["ID"] for r in fake_nomad.requests_to(r"^/v1/jobs$", "POST")) == sorted(JOB_IDS)
+    assert_only_setup_was_sent(cluster.run(deployment()), ServerError)
+    assert registered_ids(fake_nomad) == [SETUP]
+    fake_nomad.clear_faults()
+    fake_nomad.clear_requests()
+    fake_nomad.fail(r"^/v1/jobs$", 500, "rpc error: raft apply failed", method="POST", skip=1)
+    result = cluster.run(deployment())
+    assert setup_run(result).outcome == "completed"
+    assert [type(j.error) for j in role_runs(result)] == [ServerError] * 4
+    assert fake_nomad.count(r"^/v1/jobs$", "POST") == 5
+    assert sorted(registered_ids(fake_nomad)) == sorted(ALL_JOB_IDS)
 
 
 def test_a_delete_that_fails_is_sent_exactly_once(fake_nomad: FakeNomad) -> None:

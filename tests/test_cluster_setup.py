@@ -241,3 +241,15 @@ def test_every_role_job_carries_the_queue_count_and_setup_fingerprint() -> None:
         meta = rendered_job(d.job_id(role), d)["Meta"]
         assert meta["matomo_nomad_queues"] == "5"
         assert len(meta["matomo_nomad_setup"]) == 16
+
+
+def test_a_job_without_our_mark_does_not_make_setup_run_again_and_again(fake: FakeNomad) -> None:
+    cluster = connect(fake)
+    assert cluster.run(deployment()).ok
+    foreign = rendered_job("matomo-admin")
+    foreign["Meta"] = {"owner": "someone-else"}
+    requests.delete(f"{fake.address}/v1/job/matomo-admin", params={"purge": "true"}, timeout=5)
+    register_directly(fake, foreign)
+    plan = cluster.plan(deployment())
+    # Not ours: no fingerprint to compare, and run will not touch it without --adopt.
+    assert not plan.setup.needed, plan.setup.reason

@@ -384,6 +384,46 @@ def test_periodic_child_runs_to_completion(fake_nomad: FakeNomad, archiver_job: 
     assert alloc["TaskStates"]["matomo-archiver"]["Events"][-1]["DisplayMessage"] == "Exit Code: 0"
 
 
+def _until(condition, limit: float = 2.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_batch_outcome_decides_how_later_versions_of_a_batch_job_end(fake_nomad: FakeNomad) -> None:
+    fake_nomad.tick = 0.02
+    job = _render("setup")
+    assert (job["ID"], job["Type"]) == ("matomo-setup", "batch")
+    register(fake_nomad, job)  # the default: the task exits 0
+    _until(lambda: fake_nomad.job("matomo-setup")["Status"] == "dead")
+    (alloc,) = fake_nomad.allocations("matomo-setup")
+    assert alloc["ClientStatus"] == "complete"
+
+    exit_3 = {"Type": "Terminated", "DisplayMessage": "Exit Code: 3", "ExitCode": 3}
+    fake_nomad.batch_outcome("matomo-setup", "failed", failure=exit_3)
+    register(fake_nomad, dict(job, Meta={**job["Meta"], "attempt": "2"}))
+    _until(lambda: any(a["ClientStatus"] == "failed" for a in fake_nomad.allocations("matomo-setup")))
+    (failed,) = [a for a in fake_nomad.allocations("matomo-setup") if a["ClientStatus"] == "failed"]
+    assert failed["JobVersion"] == 1
+    events = failed["TaskStates"]["matomo-setup"]["Events"]
+    assert [(e["Type"], e["DisplayMessage"]) for e in events[-2:]] == [
+        ("Terminated", "Exit Code: 3"), ("Not Restarting", "Error was unrecoverable")]
+
+    fake_nomad.batch_outcome("matomo-setup", "running")
+    register(fake_nomad, dict(job, Meta={**job["Meta"], "attempt": "3"}))
+    _until(lambda: any(a["JobVersion"] == 2 and a["ClientStatus"] == "running"
+                       for a in fake_nomad.allocations("matomo-setup")))
+    time.sleep(10 * fake_nomad.tick)  # and it stays so
+    (running,) = [a for a in fake_nomad.allocations("matomo-setup") if a["JobVersion"] == 2]
+    assert running["ClientStatus"] == "running"
+    # the allocations of the earlier versions are still listed, as they ended
+    statuses = sorted(a["ClientStatus"] for a in fake_nomad.allocations("matomo-setup"))
+    assert statuses == ["complete", "failed", "running"]
+    with pytest.raises(ValueError, match="unknown batch outcome"):
+        fake_nomad.batch_outcome("matomo-setup", "lost")
+
+
 def test_manual_progress(fake_nomad: FakeNomad, admin: dict) -> None:
     fake_nomad.progress("matomo-admin", "successful", interval=None)
     register(fake_nomad, admin)
