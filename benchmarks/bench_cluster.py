@@ -7,13 +7,14 @@ Every figure is measured in this one run. Prints each with its target, PASS or F
 and exits 1 if any target is missed. A script, not a test: the suite does not run it.
 
 Figures
-  concurrency  The fake adds 100 ms to every answer. `run --detach` of the four jobs
-               (Cluster.run(detach=True): the secrets check, then per job a read, a
-               plan and a register) over the same for one job alone (the deployment
-               reduced to the admin role: only its job rendered, only its secrets
-               checked). Medians of --runs runs each, interleaved, each on a fresh fake.
-               Target <= 1.5: the roles are independent, so four should cost about
-               what one does. Printed too (info): the same without the secrets check,
+  concurrency  The fake adds 100 ms to every answer. `run --detach` of a new deployment:
+               the four roles (Cluster.run(detach=True): the secrets check, per job a
+               read and a plan, the setup job registered and waited for, then per role
+               a register) over the same for one role alone (the deployment reduced to
+               the admin role and the setup job: only those rendered, only their
+               secrets checked). Medians of --runs runs each, interleaved, each on a
+               fresh fake. Target <= 1.5: the roles are independent, so four should
+               cost about what one does; the setup job is in both, once. Printed too (info): the same without the secrets check,
                and the secrets check alone.
   watch        A deployment that takes --watch-seconds (default 60: the real duration,
                not scaled) for each of the three service jobs, watched by `run` with
@@ -75,10 +76,13 @@ def _run_once(one_job: bool, check_secrets: bool, only_secrets: bool = False) ->
         patches = []
         if one_job:
             real_render, real_expected = _cluster.render, _secrets.expected_secrets
+            # One role, and the setup job that runs before it on a new deployment.
             patches = [
-                mock.patch.object(_cluster, "render", lambda d: [r for r in real_render(d) if r.role is Role.admin]),
+                mock.patch.object(_cluster, "render",
+                                  lambda d: [r for r in real_render(d) if r.role in (Role.admin, Role.setup)]),
+                mock.patch.object(_cluster, "ROLES", (Role.admin,)),
                 mock.patch.object(_secrets, "expected_secrets", lambda d: [
-                    loc for loc in real_expected(d) if "matomo-admin" in loc.jobs]),
+                    loc for loc in real_expected(d) if {"matomo-admin", "matomo-setup"} & set(loc.jobs)]),
             ]
         for patch in patches:
             patch.start()
@@ -89,7 +93,7 @@ def _run_once(one_job: bool, check_secrets: bool, only_secrets: bool = False) ->
             else:
                 result = cluster.run(deployment, detach=True, check_secrets=check_secrets)
                 assert result.ok, result.first_error()
-                assert len(result.jobs) == (1 if one_job else 4)
+                assert len(result.jobs) == (2 if one_job else 5)  # the setup job first
             return time.perf_counter() - started
         finally:
             for patch in patches:
