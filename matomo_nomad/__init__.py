@@ -1,7 +1,10 @@
 """matomo-nomad: one typed description of a Matomo deployment, rendered as Nomad jobs.
 
-    >>> from matomo_nomad import load_deployment, render
-    >>> rendering = render(load_deployment("deploy.toml"))
+    >>> from matomo_nomad import load_deployment, render, validate
+    >>> deployment = load_deployment("deploy.toml")
+    >>> for finding in validate(deployment):   # errors and warnings, as `matomo-nomad validate`
+    ...     print(finding)
+    >>> rendering = render(deployment)          # raises DeploymentError on an error finding
     >>> for role in rendering:
     ...     print(role.job_id, len(role.hcl), len(role.api_json), len(role.config_template))
 
@@ -19,6 +22,8 @@ from ._errors import (
     OutputError,
     Problem,
 )
+from ._checks import Finding
+from ._checks import check as validate
 from ._image import image_context
 from ._loading import example_path, load_deployment, parse_deployment
 from ._model import Deployment, Role
@@ -61,6 +66,7 @@ __all__ = [
     "DeploymentProgress",
     "DeploymentError",
     "DeploymentFileError",
+    "Finding",
     "JobDestroy",
     "JobPlan",
     "JobRun",
@@ -81,4 +87,5 @@ __all__ = [
     "load_deployment",
     "parse_deployment",
     "render",
+    "validate",
 ]

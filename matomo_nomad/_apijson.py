@@ -110,7 +110,12 @@ def _task(role: RoleJob, config_template: str, secret_templates: list[str]) -> d
         }
     ] + [_secret_file(file, text) for file, text in zip(role.secret_files, secret_templates, strict=True)]
     if role.secrets.provider == "vault":
-        task["Vault"] = {"Role": role.secrets.vault_role} if role.secrets.vault_role else {}
+        vault: dict[str, Any] = {}
+        if role.secrets.vault_role:
+            vault["Role"] = role.secrets.vault_role
+        if role.secrets.vault_policies:
+            vault["Policies"] = list(role.secrets.vault_policies)
+        task["Vault"] = vault
     if role.env:
         task["Env"] = _sorted(role.env)
     task["Resources"] = resources(role, api=True)

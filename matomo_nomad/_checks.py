@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._errors import DeploymentError, Problem
 from ._model import Deployment, Role, _version_tuple, nanoseconds
 from ._roles import pinned_queues, plan_roles
 
@@ -46,11 +47,19 @@ class Finding:
 
 
 def check(deployment: Deployment) -> list[Finding]:
-    """Every finding for this deployment, errors first, in rule order."""
+    """Every finding for this deployment, errors first, in rule order (public as
+    `matomo_nomad.validate`)."""
     findings: list[Finding] = []
     for rule in _RULES:
         findings.extend(rule(deployment))
     return sorted(findings, key=lambda f: f.severity != ERROR)
+
+
+def refuse_errors(findings: list[Finding]) -> None:
+    """Raise DeploymentError, one problem per error finding, if there is any."""
+    errors = [Problem(f.location, f"{f.message} [{f.rule}]", f.fix) for f in findings if f.severity == ERROR]
+    if errors:
+        raise DeploymentError(errors)
 
 
 def _plugins_match_matomo(d: Deployment) -> list[Finding]:
@@ -177,6 +186,54 @@ def _nomad_version_supports_jobs(d: Deployment) -> list[Finding]:
     ]
 
 
+def _vault_auth(d: Deployment) -> list[Finding]:
+    """The jobs' vault block must authenticate the way the declared Nomad accepts.
+
+    reference/nomad.md: before 1.7 only the legacy token workflow exists and the server
+    rejects a vault block without policies; 1.7 rejects an empty `vault {}` unless its
+    servers have a default Vault identity; `policies` has no effect from 1.10."""
+    s = d.secrets
+    if s.provider != "vault":
+        return []
+    declared = _version_tuple(d.nomad_version)
+    found: list[Finding] = []
+
+    def finding(severity: str, location: str, message: str, fix: str) -> None:
+        found.append(Finding("vault-auth", severity, location, message, fix))
+
+    if s.vault_role is None and not s.vault_policies:
+        if declared < (1, 7):
+            finding(
+                ERROR, "secrets.vault_policies",
+                f"the jobs would carry an empty vault block, which Nomad {d.nomad_version} rejects "
+                "(before 1.7 a vault block needs policies)",
+                "list the Vault policies that can read secrets.path in secrets.vault_policies, or run Nomad 1.7+ "
+                "and set secrets.vault_role",
+            )
+        else:
+            finding(
+                WARNING, "secrets.vault_role",
+                "unset: the jobs carry an empty vault block, which Nomad accepts only when its servers have a "
+                "default Vault identity (vault.default_identity)",
+                "set secrets.vault_role to the Vault role the jobs log in with",
+            )
+    if s.vault_policies and declared >= (1, 10):
+        finding(
+            ERROR, "secrets.vault_policies",
+            f"Nomad {d.nomad_version} ignores vault policies (the legacy token workflow ended in 1.10): the jobs "
+            "would get no Vault token",
+            "use workload identity: set secrets.vault_role and remove secrets.vault_policies",
+        )
+    elif s.vault_policies and s.vault_role is not None:
+        finding(
+            WARNING, "secrets.vault_policies",
+            "set together with secrets.vault_role: with workload identity Nomad uses the role, and the policies "
+            "apply only to the legacy workflow",
+            "keep one: secrets.vault_role (Nomad 1.7+) or secrets.vault_policies (before 1.10)",
+        )
+    return found
+
+
 def _secrets_path_needs_policy(d: Deployment) -> list[Finding]:
     path = d.secrets.path
     if d.secrets.provider != "nomad" or path is None or path == "nomad/jobs" or path.startswith("nomad/jobs/"):
@@ -261,6 +318,7 @@ _RULES = (
     _plugins_match_matomo,
     _health_checks_pass_force_ssl,
     _nomad_version_supports_jobs,
+    _vault_auth,
     _maintenance_mode_rendered,
     _image_tag_matches_version,
     _proxy_ips_behind_proxies,
@@ -275,6 +333,7 @@ RULES = {
     "plugin-matomo-major": "plugin releases match the Matomo major version",
     "health-check-force-ssl": "health checks send X-Forwarded-Proto: https when force_ssl is on",
     "nomad-version": "the declared Nomad version supports what the jobs use",
+    "vault-auth": "the jobs' vault block authenticates the way the declared Nomad accepts (role or policies)",
     "image-tag-version": "the image tag names the Matomo version",
     "proxy-ips": "proxy_ips is set when more than one proxy is declared",
     "archiver-kill-timeout": "the archiver's kill timeout leaves time to finish",

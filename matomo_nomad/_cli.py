@@ -164,7 +164,9 @@ def _validate(args: argparse.Namespace) -> int:
         try:
             deployment = _load(args.file)
             findings = check(deployment)
-            report["jobs"] = [r.job_id for r in render(deployment)]
+            # render() refuses a deployment with an error finding: those are reported below.
+            if not any(f.severity == ERROR for f in findings):
+                report["jobs"] = [r.job_id for r in render(deployment)]
             report["image"] = {"reference": deployment.matomo.image, "requires": image_requirements(deployment)}
         except DeploymentError as error:
             report["problems"] = [{"location": p.location, "message": p.message, "fix": p.fix} for p in error.problems]

@@ -412,6 +412,13 @@ class Secrets(_Model):
     vault_role: _matching(r"^[A-Za-z0-9_.-]{1,128}$", "must be a Vault role name: letters, digits, _ . -") | None = Field(
         None, description="Vault workload-identity role for the jobs' vault block (Nomad 1.7+)."
     )
+    vault_policies: list[
+        _matching(r"^[A-Za-z0-9_.-]{1,128}$", "must be a Vault policy name: letters, digits, _ . -")
+    ] = Field(
+        default_factory=list,
+        description="Vault policies for the legacy token workflow (vault { policies = [...] }): what Nomad "
+        "1.6 needs, still read by 1.7 to 1.9 for jobs without a role, ignored from 1.10.",
+    )
     salt_key: IniKey = Field("salt", description="Key holding [General] salt (32 hex chars, never changes).")
     database_password_key: IniKey = Field("database_password", description="Key holding [database] password.")
     database_reader_password_key: IniKey = Field(
@@ -429,6 +436,8 @@ class Secrets(_Model):
         if self.provider == "nomad":
             if self.vault_role is not None:
                 raise ValueError("@vault_role: is only for provider = 'vault' (remove it, or set provider = 'vault')")
+            if self.vault_policies:
+                raise ValueError("@vault_policies: is only for provider = 'vault' (remove it, or set provider = 'vault')")
             if self.path is not None:
                 if not _VAR_PATH_RE.match(self.path):
                     raise ValueError("@path: is not a Nomad Variables path (use 1-128 of a-z A-Z 0-9 - _ ~ /)")

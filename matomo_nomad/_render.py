@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import jinja2
 
 from . import _apijson, _hcl
+from ._checks import check, refuse_errors
 from ._ini import ENCODER_DEFINITION, section_lines
 from ._model import Deployment, Role
 from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, CONTAINER_HTTP_PORT, RoleJob, SecretFile, plan_roles
@@ -147,5 +148,9 @@ def render_role(job: RoleJob) -> RenderedRole:
 
 
 def render(deployment: Deployment) -> Rendering:
-    """Every role's job (HCL and API JSON) and config.ini.php template."""
+    """Every role's job (HCL and API JSON) and config.ini.php template.
+
+    Refuses (DeploymentError) a deployment in which `validate()` finds an error, as the
+    command line does: a file can be valid field by field and still not run."""
+    refuse_errors(check(deployment))
     return Rendering(deployment, {job.role: render_role(job) for job in plan_roles(deployment)})

@@ -64,6 +64,8 @@ class SecretSource:
     provider: str  # "nomad" | "vault"
     path: str
     vault_role: str | None
+    vault_policies: tuple[str, ...] = ()
+    """The legacy token workflow's policies (Nomad before 1.10), when there is no role."""
 
     @property
     def opening(self) -> str:
@@ -254,7 +256,7 @@ def _secret_source(d: Deployment, job_id: str) -> SecretSource:
     s = d.secrets
     if s.provider == "vault":
         assert s.path is not None  # the model requires it for vault
-        return SecretSource("vault", s.path, s.vault_role)
+        return SecretSource("vault", s.path, s.vault_role, tuple(s.vault_policies))
     # A job may read nomad/jobs/<its own id> without any ACL policy (nomad acl/acl.go).
     return SecretSource("nomad", s.path or f"nomad/jobs/{job_id}", None)
 

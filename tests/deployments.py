@@ -56,6 +56,7 @@ def everything() -> dict[str, Any]:
     data["redis"] = {"sentinel": {"master": "mymaster" + HOSTILE, "addresses": ["s1:26379", "s2:26379"]}, "database": 3, "timeout": 2.5, "password": True}
     data["redis_cache"] = {"host": "cache.internal", "database": 4, "password": True}
     data["secrets"] = {"provider": "vault", "path": "kv/data/matomo", "vault_role": "matomo"}
+    data["nomad_version"] = "1.7.0"  # workload identity (the nomad-version rule)
     data["settings"] = {
         "General": {"login_allow_logme": False, "some_text": HOSTILE, "ratio": 0.25, "count": 7, "hosts_list": ["a", HOSTILE]},
         "Tracker": {"ignore_visits_cookie_name": "x" + HOSTILE},
@@ -100,12 +101,21 @@ def legacy_sentinel() -> dict[str, Any]:
     return data
 
 
+def vault_legacy() -> dict[str, Any]:
+    """Vault through the legacy token workflow (policies), as Nomad 1.6 needs it."""
+    data = everything()
+    data["secrets"] = {"provider": "vault", "path": "kv/data/matomo", "vault_policies": ["matomo-read", "kv-" + "x" * 8]}
+    data["nomad_version"] = "1.6.0"
+    return data
+
+
 def all_deployments() -> dict[str, Deployment]:
     return {
         "minimal": parse_deployment(_example("minimal.toml")),
         "seed": parse_deployment(_example("seed.toml")),
         "everything": parse_deployment(everything()),
         "legacy_sentinel": parse_deployment(legacy_sentinel()),
+        "vault_legacy": parse_deployment(vault_legacy()),
     }
 
 

@@ -149,7 +149,9 @@ def _task(block: dict[str, Any]) -> dict[str, Any]:
     task["Templates"] = [_template(t["body"]) for t in _blocks(body, "template")]
     vault = _one(body, "vault")
     if vault is not None:
-        task["Vault"] = {"Role": vault["body"]["attrs"]["role"]} if "role" in vault["body"]["attrs"] else {}
+        v = vault["body"]["attrs"]
+        _known(vault["body"], {"role", "policies"}, set(), "vault")
+        task["Vault"] = {name: v[key] for key, name in (("role", "Role"), ("policies", "Policies")) if key in v}
     env = _one(body, "env")
     if env is not None:
         task["Env"] = env["body"]["attrs"]

@@ -75,6 +75,11 @@ CASES: dict[str, tuple[str, Change, Change]] = {
         _set("roles.queue_processor.update", {"canary": 1}),
         lambda d: d["roles"]["queue_processor"].update({"update": {"canary": 1}, "pin_queues": False}),
     ),
+    "vault-auth": (
+        ERROR,
+        _set("secrets", {"provider": "vault", "path": "kv/data/matomo"}),
+        _set("secrets", {"provider": "vault", "path": "kv/data/matomo", "vault_policies": ["matomo-read"]}),
+    ),
     "queue-processors-idle": (
         WARNING,
         lambda d: d["roles"]["queue_processor"].update({"count": 3, "queues": 2}),
@@ -193,3 +198,36 @@ def test_validate_json_for_ci(tmp_path: Any, capsys: pytest.CaptureFixture[str])
     report = json.loads(capsys.readouterr().out)
     assert report["valid"] is False and report["findings"] == []
     assert any(p["location"] == "name" for p in report["problems"])
+
+
+@pytest.mark.parametrize(
+    ("nomad", "secrets", "expected"),
+    [
+        ("1.6.0", {}, [(ERROR, "secrets.vault_policies")]),
+        ("1.6.0", {"vault_policies": ["matomo-read"]}, []),
+        ("1.7.0", {}, [(WARNING, "secrets.vault_role")]),
+        ("1.7.0", {"vault_role": "matomo"}, []),
+        ("1.8.0", {"vault_role": "matomo", "vault_policies": ["matomo-read"]}, [(WARNING, "secrets.vault_policies")]),
+        ("1.9.0", {"vault_policies": ["matomo-read"]}, []),
+        ("1.10.0", {"vault_policies": ["matomo-read"]}, [(ERROR, "secrets.vault_policies")]),
+        ("1.10.0", {"vault_role": "matomo"}, []),
+    ],
+)
+def test_vault_auth_for_each_nomad_version(nomad: str, secrets: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+    found = _findings(lambda d: d.update(
+        {"nomad_version": nomad, "secrets": {"provider": "vault", "path": "kv/data/matomo", **secrets}}))
+    assert [(f.severity, f.location) for f in found if f.rule == "vault-auth"] == expected
+
+
+def test_the_python_api_refuses_what_the_cli_refuses() -> None:
+    from matomo_nomad import render, validate
+
+    data = copy.deepcopy(_base())
+    data["nomad_version"] = "1.5.3"
+    deployment = parse_deployment(data)
+    findings = validate(deployment)
+    assert [(f.rule, f.severity) for f in findings if f.severity == ERROR] == [("nomad-version", ERROR)]
+    with pytest.raises(DeploymentError) as caught:
+        render(deployment)
+    assert str(caught.value).startswith("nomad_version: the jobs use node pools")
+    assert render(parse_deployment(_base()))  # and renders what validates

@@ -38,6 +38,9 @@
 [% if job.secrets.vault_role %]
         role = [[ job.secrets.vault_role | hcl ]]
 [% endif %]
+[% if job.secrets.vault_policies %]
+        policies = [[ job.secrets.vault_policies | list | hcl ]]
+[% endif %]
       }
 [% endif %]
 [% if job.env %]
