@@ -11,6 +11,8 @@
 Everything not listed in `__all__` is private and may change.
 """
 
+from typing import TYPE_CHECKING
+
 from ._errors import (
     ClusterError,
     ConflictError,
@@ -22,39 +24,60 @@ from ._errors import (
     OutputError,
     Problem,
 )
-from ._checks import Finding
-from ._checks import check as validate
-from ._image import image_context
-from ._loading import example_path, load_deployment, parse_deployment
-from ._model import Deployment, Role
-from ._render import RenderedRole, Rendering, render
 from ._version import __version__
 
-# The cluster side pulls in requests and python-nomad; rendering needs neither, so
-# those names are imported on first use (PEP 562) to keep `render` starting fast.
+# Every other name is imported on first use (PEP 562): `matomo-nomad --help` and a
+# usage error then import neither pydantic nor Jinja, `render` never imports requests
+# or python-nomad, and a command loads only the stages it runs.
 _LAZY = {
-    "Cluster": "_cluster",
-    "DeploymentProgress": "_cluster",
-    "JobDestroy": "_cluster",
-    "JobPlan": "_cluster",
-    "JobRun": "_cluster",
-    "JobStatus": "_cluster",
-    "Plan": "_cluster",
-    "RunResult": "_cluster",
-    "ConnectionSettings": "_nomad_api",
-    "NomadClient": "_nomad_api",
+    "Finding": ("_checks", "Finding"),
+    "validate": ("_checks", "check"),
+    "image_context": ("_image", "image_context"),
+    "example_path": ("_loading", "example_path"),
+    "load_deployment": ("_loading", "load_deployment"),
+    "parse_deployment": ("_loading", "parse_deployment"),
+    "Deployment": ("_model", "Deployment"),
+    "Role": ("_model", "Role"),
+    "RenderedRole": ("_render", "RenderedRole"),
+    "Rendering": ("_render", "Rendering"),
+    "render": ("_render", "render"),
+    "Cluster": ("_cluster", "Cluster"),
+    "DeploymentProgress": ("_cluster", "DeploymentProgress"),
+    "JobDestroy": ("_cluster", "JobDestroy"),
+    "JobPlan": ("_cluster", "JobPlan"),
+    "JobRun": ("_cluster", "JobRun"),
+    "JobStatus": ("_cluster", "JobStatus"),
+    "Plan": ("_cluster", "Plan"),
+    "RunResult": ("_cluster", "RunResult"),
+    "ConnectionSettings": ("_nomad_api", "ConnectionSettings"),
+    "NomadClient": ("_nomad_api", "NomadClient"),
 }
+
+if TYPE_CHECKING:  # what the names are, for type checkers and editors
+    from ._checks import Finding
+    from ._checks import check as validate
+    from ._cluster import Cluster, DeploymentProgress, JobDestroy, JobPlan, JobRun, JobStatus, Plan, RunResult
+    from ._image import image_context
+    from ._loading import example_path, load_deployment, parse_deployment
+    from ._model import Deployment, Role
+    from ._nomad_api import ConnectionSettings, NomadClient
+    from ._render import RenderedRole, Rendering, render
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
+    found = _LAZY.get(name)
+    if found is None:
         raise AttributeError(f"module 'matomo_nomad' has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(f".{module}", __name__), name)
+    module, attribute = found
+    value = getattr(import_module(f".{module}", __name__), attribute)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 __all__ = [
     "Cluster",
