@@ -3,7 +3,8 @@
 Exit codes: 0 success; 2 the deployment file is unreadable or invalid (one line per
 problem); 4 the output could not be written; 64 the command line itself is wrong;
 70 an internal error (a bug: set MATOMO_NOMAD_DEBUG=1 for the traceback). The cluster
-commands (plan, run, status, destroy) live in `_cli_cluster`, with their own codes.
+commands (plan, run, status, destroy) live in `_cli_cluster` and `secrets` in
+`_cli_secrets`, with their own codes; what every command shares is in `_cli_common`.
 Nothing is written unless everything rendered.
 """
 
@@ -13,109 +14,100 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Sequence
+from typing import Sequence
 
+from ._cli_common import EXIT_INTERNAL, UsageParser, checked, directory, load, write_and_list
 from ._errors import MatomoNomadError
 from ._version import __version__
 
-if TYPE_CHECKING:
-    from ._model import Deployment
-
-EXIT_USAGE = 64
-EXIT_INTERNAL = 70
 FORMATS = ("hcl", "json", "ini")
 ROLE_NAMES = ("admin", "ingestion", "queue-processor", "archiver", "setup")
+COMMANDS = ("render", "validate", "schema", "image", "alerts", "plan", "run", "status", "destroy", "secrets")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+def _role(text: str) -> str:
+    # Job ids spell it queue-processor; the deployment file's [roles] table, queue_processor.
+    return text.replace("_", "-")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = UsageParser(
         prog="matomo-nomad",
         description="Render a Matomo deployment (admin, ingestion, queue processor, archiver, setup) as Nomad jobs.",
     )
     parser.add_argument("--version", action="version", version=f"matomo-nomad {__version__}")
     # Not required=True: argparse would then complain about the missing command before
     # naming an unknown option such as `--bogus`; main() asks for the command itself.
-    commands = parser.add_subparsers(dest="command", metavar="{render,validate,schema,image,plan,run,status,destroy,secrets}", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=UsageParser)
 
-    render = commands.add_parser(
+    def command(name: str, help_text: str, more: str = "") -> argparse.ArgumentParser:
+        # The description is what `matomo-nomad NAME --help` says first: the help line, and more.
+        description = f"{help_text[0].upper()}{help_text[1:]}. {more}".strip()
+        return commands.add_parser(name, help=help_text, description=description)
+
+    render = command(
         "render",
-        help="print or write the jobs (HCL, API JSON) and each role's config.ini.php template",
-        description="Without FILE, renders the built-in example (the seed architecture).",
+        "print or write the jobs (HCL, API JSON) and each role's config.ini.php template",
+        "Without FILE, renders the built-in example (the seed architecture). Nothing is written unless "
+        "everything rendered.",
     )
     render.add_argument("file", nargs="?", type=Path, help="deployment file (.toml, .yaml, .json)")
-    render.add_argument("--role", choices=ROLE_NAMES, help="only this role")
+    render.add_argument("--role", type=_role, choices=ROLE_NAMES,
+                        help="only this role (queue_processor, as the file spells it, works too)")
     render.add_argument(
         "--format",
         choices=FORMATS,
         help="hcl (default on stdout), json (API JSON, as `nomad job run -output`), "
         "ini (config.ini.php template); with --out, only this format is written",
     )
-    render.add_argument("--out", type=Path, help="write <job>.nomad.hcl, <job>.json, <job>.config.ini.php.tpl here")
+    render.add_argument("--out", type=directory, metavar="DIR",
+                        help="write <job>.nomad.hcl, <job>.json, <job>.config.ini.php.tpl here")
 
-    validate = commands.add_parser(
+    validate = command(
         "validate",
-        help="check a deployment file, and the deployment as a whole as Matomo needs it; report every problem",
+        "check a deployment file, and the deployment as a whole as Matomo needs it; report every problem",
+        "Each field first, then the Matomo-aware rules (errors and warnings, each with its fix), then a render. "
+        "Exit 0 when valid, 2 otherwise. Without FILE, the built-in example.",
     )
     validate.add_argument("file", nargs="?", type=Path, help="deployment file; default: the built-in example")
     validate.add_argument("--output", choices=("text", "json"), default="text", help="json for CI")
 
-    commands.add_parser("schema", help="print the deployment file's JSON Schema (for editors)")
+    command(
+        "schema",
+        "print the deployment file's JSON Schema (for editors)",
+        "Every field with its description and default, for taplo, the YAML language server or any "
+        "JSON Schema tool: matomo-nomad schema > deployment.schema.json",
+    )
 
-    image = commands.add_parser(
+    image = command(
         "image",
-        help="print or write the Docker build context of the image the jobs run",
-        description="Dockerfile, Makefile, fetch.sh, entrypoint.sh, plugin-state.php and setup.php for "
+        "print or write the Docker build context of the image the jobs run",
+        "Dockerfile, Makefile, fetch.sh, entrypoint.sh, plugin-state.php and setup.php for "
         "matomo.image. Without --out, prints them, each after a '# ---- <file name> ----' line. Without FILE, "
         "the built-in example.",
     )
     image.add_argument("file", nargs="?", type=Path, help="deployment file (.toml, .yaml, .json)")
     output = image.add_mutually_exclusive_group()
-    output.add_argument("--out", type=Path, help="write the build context here (then: make -C DIR build push)")
+    output.add_argument("--out", type=directory, metavar="DIR",
+                        help="write the build context here (then: make -C DIR build push)")
     output.add_argument(
         "--snippet",
         action="store_true",
         help="print only the Dockerfile lines an image of your own needs (built FROM the official image)",
     )
 
-    from . import _cli_cluster, _cli_secrets
+    from . import _alerts, _cli_cluster, _cli_secrets
 
-    _cli_cluster.add_commands(commands, _load)
-    _cli_secrets.add_commands(commands, _load, _cli_cluster.connection_flags)
+    _alerts.add_command(commands)
+    _cli_cluster.add_commands(commands)
+    _cli_secrets.add_commands(commands)
     return parser
 
 
-def _load(path: Path | None) -> "Deployment":
-    from ._loading import example_path, load_deployment
-
-    return load_deployment(path if path is not None else example_path())
-
-
-def checked(deployment: "Deployment") -> "Deployment":
-    """Apply the Matomo-aware checks: print warnings, refuse on errors (exit 2)."""
-    from ._checks import ERROR, check
-    from ._errors import DeploymentError, Problem
-
-    findings = check(deployment)
-    for finding in findings:
-        if finding.severity != ERROR:
-            sys.stderr.write(f"warning: {finding.location}: {finding.message} ({finding.fix}) [{finding.rule}]\n")
-    errors = [Problem(f.location, f"{f.message} [{f.rule}]", f.fix) for f in findings if f.severity == ERROR]
-    if errors:
-        raise DeploymentError(errors)
-    return deployment
-
-
 def _render(args: argparse.Namespace) -> int:
-    from ._output import write_files
     from ._render import render
 
-    rendering = render(checked(_load(args.file)))
+    rendering = render(checked(load(args.file)))
     selected = [r for r in rendering if args.role is None or r.role.slug == args.role]
     if args.out is not None:
         files: dict[str, str] = {}
@@ -123,8 +115,7 @@ def _render(args: argparse.Namespace) -> int:
             for name, text in rendered.files().items():
                 if args.format is None or name.endswith(_SUFFIX[args.format]):
                     files[name] = text
-        for path in write_files(files, args.out):
-            print(path)
+        write_and_list(files, args.out)
         return 0
 
     fmt = args.format or "hcl"
@@ -162,7 +153,7 @@ def _validate(args: argparse.Namespace) -> int:
 
         report: dict[str, object] = {"file": source, "valid": False, "problems": [], "findings": [], "jobs": []}
         try:
-            deployment = _load(args.file)
+            deployment = load(args.file)
             findings = check(deployment)
             # render() refuses a deployment with an error finding: those are reported below.
             if not any(f.severity == ERROR for f in findings):
@@ -176,7 +167,7 @@ def _validate(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         return 0 if report["valid"] else DeploymentError.exit_code
 
-    deployment = checked(_load(args.file))
+    deployment = checked(load(args.file))
     # Rendering is part of validation: a value no layer can carry is refused there.
     jobs = [r.job_id for r in render(deployment)]
     print(f"{source}: valid ({', '.join(jobs)})")
@@ -199,14 +190,11 @@ def _image(args: argparse.Namespace) -> int:
     from ._image import byo_dockerfile_snippet, image_context
 
     if args.snippet:
-        sys.stdout.write(byo_dockerfile_snippet(_load(args.file)))
+        sys.stdout.write(byo_dockerfile_snippet(load(args.file)))
         return 0
-    files = image_context(_load(args.file))
+    files = image_context(load(args.file))
     if args.out is not None:
-        from ._output import write_files
-
-        for path in write_files(files, args.out):
-            print(path)
+        write_and_list(files, args.out)
         return 0
     for index, (name, text) in enumerate(files.items()):
         # '#' starts a comment in all six files (PHP too), so each part stays valid on its own.
@@ -218,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: render, validate, schema, image, plan, run, status, destroy or secrets")
+        parser.error(f"choose a command: {', '.join(COMMANDS[:-1])} or {COMMANDS[-1]}")
     local = {"render": _render, "validate": _validate, "schema": _schema, "image": _image}
     command = local.get(args.command) or args.handler
     try:

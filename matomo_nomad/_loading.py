@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -38,7 +39,15 @@ def load_deployment(path: str | os.PathLike[str]) -> Deployment:
 def parse_deployment(data: Mapping[str, Any], source: str = "deployment") -> Deployment:
     """Validate an already-parsed deployment (a dict as a TOML or YAML reader returns it)."""
     if not isinstance(data, Mapping):
-        raise DeploymentError([Problem(source, "must be a table/mapping of settings at the top level")])
+        raise DeploymentError(
+            [
+                Problem(
+                    source,
+                    "must be a table/mapping of settings at the top level",
+                    "write keys such as name and hosts there, not a list or a single value",
+                )
+            ]
+        )
     try:
         return Deployment.model_validate(dict(data))
     except ValidationError as error:
@@ -82,17 +91,22 @@ def _position(prefix: str) -> tuple[int, int]:
 
 
 def _toml(text: str, path: Path) -> Mapping[str, Any]:
-    import re
     import tomllib
 
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         message = str(error)
-        # tomllib says "... (at line L, column C)"; move the position to the front.
+        # tomllib says "... (at line L, column C)", or "(at end of document)" when the
+        # file stops mid-value; move the position to the front, the end's included.
         match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-        where = f"{path}:{match.group(1)}:{match.group(2)}" if match else str(path)
-        message = message[: match.start()] if match else message
+        end = re.search(r"\s*\(at end of document\)$", message)
+        if match:
+            where, message = f"{path}:{match.group(1)}:{match.group(2)}", message[: match.start()]
+        elif end:
+            where, message = "{}:{}:{}".format(path, *_position(text)), message[: end.start()]
+        else:
+            where = str(path)
         raise DeploymentFileError([Problem(where, f"TOML syntax error: {message}", "fix the TOML syntax")]) from None
 
 
@@ -120,18 +134,78 @@ def _yaml(text: str, path: Path) -> Mapping[str, Any]:
         raise DeploymentFileError(
             [Problem(where, f"YAML syntax error: {error.problem or error}", "fix the YAML syntax")]
         ) from None
+    except yaml.reader.ReaderError as error:
+        # A character YAML does not allow: located by its index, not by a mark.
+        character = error.character if isinstance(error.character, int) else ord(error.character)
+        line, column = _position(text[: error.position])
+        raise DeploymentFileError(
+            [
+                Problem(
+                    f"{path}:{line}:{column}",
+                    f"YAML syntax error: the character U+{character:04X} is not allowed in YAML",
+                    f"remove it, or write it as \"\\u{character:04X}\" inside a double-quoted string"
+                    if character <= 0xFFFF
+                    else f"remove it, or write it as \"\\U{character:08X}\" inside a double-quoted string",
+                )
+            ]
+        ) from None
     except yaml.YAMLError as error:
-        raise DeploymentFileError([Problem(str(path), f"YAML error: {error}", "fix the YAML syntax")]) from None
+        message = " ".join(str(error).split())
+        raise DeploymentFileError([Problem(str(path), f"YAML error: {message}", "fix the YAML syntax")]) from None
     return data if data is not None else {}
 
 
 def _json(text: str, path: Path) -> Mapping[str, Any]:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
         raise DeploymentFileError(
             [Problem(f"{path}:{error.lineno}:{error.colno}", f"JSON syntax error: {error.msg}", "fix the JSON syntax")]
         ) from None
+    except _DuplicateKey:
+        # Refused like TOML and YAML refuse it (json keeps the last value silently).
+        key, offset = _first_duplicate_key(text)
+        line, column = _position(text[:offset])
+        raise DeploymentFileError(
+            [Problem(f"{path}:{line}:{column}", f"JSON syntax error: duplicate key {key!r}", "fix the JSON syntax")]
+        ) from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKey
+    return result
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:]')
+
+
+def _first_duplicate_key(text: str) -> tuple[str, int]:
+    """The first key, in reading order, that its object already has, and its offset.
+
+    Run only on text json has read (so its strings and brackets are well formed):
+    strings followed by ':' are keys; each '{' opens a set of them."""
+    objects: list[set[str] | None] = []
+    tokens = list(_JSON_TOKEN.finditer(text))
+    for index, token in enumerate(tokens):
+        kind = token.group()
+        if kind in "{[":
+            objects.append(set() if kind == "{" else None)
+        elif kind in "}]":
+            objects.pop()
+        elif kind.startswith('"') and index + 1 < len(tokens) and tokens[index + 1].group() == ":":
+            keys = objects[-1]
+            key = json.loads(kind)
+            if keys is not None and key in keys:
+                return key, token.start()
+            if keys is not None:
+                keys.add(key)
+    raise AssertionError("json found a duplicate key that the scan did not")  # pragma: no cover
 
 
 # --- validation errors into problems ------------------------------------------------
@@ -151,31 +225,35 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_TABLE = "write it as a table of keys (a mapping in YAML, an object in JSON)"
+
+# Pydantic's error kinds as `what is wrong` and `how to fix it`: every line has both.
 _MESSAGES: dict[str, tuple[str, str]] = {
     "missing": ("is required", "add it"),
-    "int_type": ("must be a whole number, got {input}", ""),
-    "int_parsing": ("must be a whole number, got {input}", ""),
-    "int_from_float": ("must be a whole number, got {input}", ""),
-    "float_type": ("must be a number, got {input}", ""),
-    "finite_number": ("must be a finite number, got {input}", ""),
-    "float_parsing": ("must be a number, got {input}", ""),
-    "bool_type": ("must be true or false, got {input}", ""),
-    "bool_parsing": ("must be true or false, got {input}", ""),
-    "string_type": ("must be a string, got {input}", ""),
+    "int_type": ("must be a whole number, got {input}", "write digits only, without quotes"),
+    "int_parsing": ("must be a whole number, got {input}", "write digits only, without quotes"),
+    "int_from_float": ("must be a whole number, got {input}", "write it without a fraction"),
+    "float_type": ("must be a number, got {input}", "write a number, without quotes"),
+    "finite_number": ("must be a finite number, got {input}", "write a finite number"),
+    "float_parsing": ("must be a number, got {input}", "write a number, without quotes"),
+    "bool_type": ("must be true or false, got {input}", "write true or false, without quotes"),
+    "bool_parsing": ("must be true or false, got {input}", "write true or false, without quotes"),
+    "string_type": ("must be a string, got {input}", "write it in double quotes"),
     "list_type": ("must be a list, got {input}", "write it as [ ... ]"),
-    "dict_type": ("must be a table of keys, got {input}", ""),
-    "model_type": ("must be a table of settings, got {input}", ""),
-    "model_attributes_type": ("must be a table of settings, got {input}", ""),
-    "greater_than_equal": ("must be at least {ge}, got {input}", ""),
-    "greater_than": ("must be more than {gt}, got {input}", ""),
-    "less_than_equal": ("must be at most {le}, got {input}", ""),
-    "less_than": ("must be less than {lt}, got {input}", ""),
-    "too_short": ("needs at least {min_length} item(s)", ""),
-    "too_long": ("allows at most {max_length} item(s)", ""),
-    "string_too_short": ("must not be empty", ""),
-    "literal_error": ("must be one of {expected}, got {input}", ""),
-    "enum": ("must be one of {expected}, got {input}", ""),
+    "dict_type": ("must be a table of keys, got {input}", _TABLE),
+    "model_type": ("must be a table of settings, got {input}", _TABLE),
+    "model_attributes_type": ("must be a table of settings, got {input}", _TABLE),
+    "greater_than_equal": ("must be at least {ge}, got {input}", "use {ge} or more"),
+    "greater_than": ("must be more than {gt}, got {input}", "use more than {gt}"),
+    "less_than_equal": ("must be at most {le}, got {input}", "use {le} or less"),
+    "less_than": ("must be less than {lt}, got {input}", "use less than {lt}"),
+    "too_short": ("needs at least {min_length} item(s)", "add items to the list"),
+    "too_long": ("allows at most {max_length} item(s)", "remove items"),
+    "string_too_short": ("must not be empty", "write a non-empty value"),
+    "literal_error": ("must be one of {expected}, got {input}", "use one of those, spelled exactly"),
+    "enum": ("must be one of {expected}, got {input}", "use one of those, spelled exactly"),
 }
+_ANY_OTHER_FIX = "`matomo-nomad schema` describes what this field takes"
 
 
 def _problems(error: ValidationError) -> list[Problem]:
@@ -205,13 +283,13 @@ def _problems(error: ValidationError) -> list[Problem]:
         if kind == "extra_forbidden":
             problems.append(Problem(_location(loc), "is not a known setting", _suggestion(loc)))
             continue
-        template, fix = _MESSAGES.get(kind, (item["msg"], ""))
+        template, fix = _MESSAGES.get(kind, (item["msg"], _ANY_OTHER_FIX))
         context = {k: v for k, v in item.get("ctx", {}).items()}
         context["input"] = _shown(item.get("input"))
         try:
-            what = template.format(**context)
+            what, fix = template.format(**context), fix.format(**context)
         except (KeyError, IndexError):
-            what = item["msg"]
+            what, fix = item["msg"], _ANY_OTHER_FIX
         if key is not None:
             what = f"key {_shown(key)} {what}"
         problems.append(Problem(_location(loc) or "deployment", what, fix))
@@ -229,16 +307,20 @@ def _suggestion(loc: tuple[int | str, ...]) -> str:
 
 
 def _known_fields(loc: tuple[int | str, ...]) -> list[str] | None:
-    """Field names of the model at `loc`, following the Deployment's annotations."""
+    """The keys the file may give at `loc` (fields by their alias, as the file spells
+    them), following the Deployment's annotations."""
     model: Any = Deployment
     for part in loc:
         if isinstance(part, int):
             continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None
-        model = _inner_model(model.model_fields[part].annotation)
+        fields = {field.alias or name: field for name, field in model.model_fields.items()}
+        if part not in fields:
+            return None
+        model = _inner_model(fields[part].annotation)
     if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
+        return [field.alias or name for name, field in model.model_fields.items()]
     return None
 
 

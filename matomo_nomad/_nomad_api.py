@@ -45,6 +45,20 @@ from ._errors import (
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
 _TRUE = {"1", "true", "t", "yes", "y"}
 
+#: Each setting's environment variable: what an error names when the value came from there.
+VARIABLES: dict[str, str] = {
+    "address": "NOMAD_ADDR",
+    "token": "NOMAD_TOKEN",
+    "namespace": "NOMAD_NAMESPACE",
+    "region": "NOMAD_REGION",
+    "ca_cert": "NOMAD_CACERT",
+    "ca_path": "NOMAD_CAPATH",
+    "client_cert": "NOMAD_CLIENT_CERT",
+    "client_key": "NOMAD_CLIENT_KEY",
+    "skip_verify": "NOMAD_SKIP_VERIFY",
+    "tls_server_name": "NOMAD_TLS_SERVER_NAME",
+}
+
 
 @dataclass(frozen=True)
 class ConnectionSettings:
@@ -62,10 +76,17 @@ class ConnectionSettings:
     tls_server_name: str | None = None
     timeout: float = 10.0
     """Seconds for one ordinary request (blocking queries get their wait on top)."""
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """Where a setting came from when not from its variable (a flag), for error messages."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "ConnectionSettings":
-        """Settings from NOMAD_* variables; keyword arguments (flags) override them."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, names: Mapping[str, str] | None = None, **overrides: Any
+    ) -> "ConnectionSettings":
+        """Settings from NOMAD_* variables; keyword arguments (flags) override them.
+
+        `names` says what to call an overriding value in errors (the CLI passes its flags,
+        `{"address": "--address", ...}`); by default, the keyword argument's name."""
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
@@ -84,7 +105,13 @@ class ConnectionSettings:
             skip_verify=(get("NOMAD_SKIP_VERIFY") or "").lower() in _TRUE,
             tls_server_name=get("NOMAD_TLS_SERVER_NAME"),
         )
-        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        sources = {k: (names or {}).get(k, k) for k in given}
+        return replace(settings, **given, sources=sources)
+
+    def source(self, setting: str) -> str:
+        """What set `setting`: its flag (or keyword argument), else its NOMAD_* variable."""
+        return self.sources.get(setting) or VARIABLES[setting]
 
     def verify(self) -> bool | str:
         """What requests' `verify` gets: a CA file or directory, True, or False."""
@@ -99,15 +126,21 @@ class ConnectionSettings:
         parts = urlsplit(address)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ClusterConfigError(
-                f"NOMAD_ADDR: {self.address!r} is not an http(s) address (set it like https://nomad.example.com:4646)"
+                f"{self.source('address')}: {self.address!r} is not an http(s) address "
+                "(set it like https://nomad.example.com:4646)"
             )
         # A trailing slash would make every path //v1/..., which Nomad answers with a 301.
         return address.rstrip("/")
 
     def cert(self) -> tuple[str, str] | tuple[()]:
         if bool(self.client_cert) != bool(self.client_key):
+            given, missing = ("client_cert", "client_key") if self.client_cert else ("client_key", "client_cert")
+            how = VARIABLES[missing]
+            if self.source(given).startswith("--"):
+                how += f" or --{missing.replace('_', '-')}"
             raise ClusterConfigError(
-                "NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY go together (set both, or neither)"
+                f"{self.source(given)} is set without {VARIABLES[missing]}: the client certificate and key go "
+                f"together (set {how} too, or neither)"
             )
         return (self.client_cert, self.client_key) if self.client_cert and self.client_key else ()
 
@@ -153,7 +186,7 @@ class NomadClient:
         ):
             # requests would refuse the header with the token's repr in its message.
             raise ClusterConfigError(
-                "NOMAD_TOKEN has surrounding whitespace or a control character (often the newline "
+                f"{settings.source('token')} has surrounding whitespace or a control character (often the newline "
                 "of the file it was read from); remove it"
             )
         self._retries = retries
@@ -271,7 +304,7 @@ class NomadClient:
         except ValueError:
             raise MalformedResponseError(
                 f"{where}: the answer is not JSON ({_snippet(response.text, self.settings.token)}); "
-                "check that NOMAD_ADDR points at a Nomad server, not a proxy or web page"
+                f"check that {self.settings.source('address')} points at a Nomad server, not a proxy or web page"
             ) from None
         return Reply(data, int(index) if index.isdigit() else 0)
 
@@ -285,7 +318,7 @@ class NomadClient:
                 hint = (
                     "set NOMAD_TOKEN to a token allowed to do this"
                     if not token
-                    else "the token in NOMAD_TOKEN is unknown or lacks the permission"
+                    else f"the token in {self.settings.source('token')} is unknown or lacks the permission"
                 )
                 return AccessDeniedError(f"{where}: ACL denied ({status}: {text}); {hint}")
             if status == 404:
@@ -296,7 +329,8 @@ class NomadClient:
                 return ConflictError(f"{where}: conflict (409: {text})")
             if 300 <= status < 400:
                 return MalformedResponseError(
-                    f"{where}: Nomad answered with a redirect ({status}); check NOMAD_ADDR ({address})"
+                    f"{where}: Nomad answered with a redirect ({status}); "
+                    f"check {self.settings.source('address')} ({address})"
                 )
             if status >= 500 and "Enforcing job modify index" in cause.text:
                 return ConflictError(f"{where}: the job changed since it was planned ({text}); plan again")
@@ -316,7 +350,9 @@ class NomadClient:
         if isinstance(cause, requests.exceptions.ConnectionError):
             text = str(cause)
             if "NameResolutionError" in text or "Name or service not known" in text or "getaddrinfo" in text:
-                return DnsError(f"{where}: cannot resolve the host in NOMAD_ADDR ({address}); check the name")
+                return DnsError(
+                    f"{where}: cannot resolve the host in {self.settings.source('address')} ({address}); check the name"
+                )
             if "Connection refused" in text:
                 return ConnectError(f"{where}: connection refused by {address}; is Nomad running there?")
             return ConnectError(f"{where}: the connection to {address} failed ({_reason(cause)}); retry")

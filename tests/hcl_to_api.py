@@ -76,7 +76,8 @@ def _group(block: dict[str, Any]) -> dict[str, Any]:
     constraints = _blocks(body, "constraint")
     if constraints:
         group["Constraints"] = [
-            {"LTarget": c["body"]["attrs"]["attribute"], "RTarget": c["body"]["attrs"]["value"], "Operand": c["body"]["attrs"]["operator"]}
+            # An omitted attribute (distinct_hosts) is an empty LTarget, as Nomad's jobspec decodes it.
+            {"LTarget": c["body"]["attrs"].get("attribute", ""), "RTarget": c["body"]["attrs"]["value"], "Operand": c["body"]["attrs"]["operator"]}
             for c in constraints
         ]
     update = _one(body, "update")
@@ -164,13 +165,15 @@ def _task(block: dict[str, Any]) -> dict[str, Any]:
 
 def _template(body: dict[str, Any]) -> dict[str, Any]:
     a = body["attrs"]
-    _known(body, {"data", "destination", "change_mode", "error_on_missing_key", "perms"}, set(), "template")
+    _known(body, {"data", "destination", "change_mode", "error_on_missing_key", "perms", "env"}, set(), "template")
     template = {
         "EmbeddedTmpl": a["data"],
         "DestPath": a["destination"],
         "ChangeMode": a["change_mode"],
         "ErrMissingKey": a["error_on_missing_key"],
     }
+    if "env" in a:
+        template["Envvars"] = a["env"]
     if "perms" in a:
         template["Perms"] = a["perms"]
     return template

@@ -11,6 +11,7 @@ process, which proves the exit code and the absence of a traceback end to end.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ SUBPROCESS_CASES = {
     "nul_in_text.json",
     "several_errors.toml",
     "plugins_no_queuedtracking_many_workers.toml",
+    "json_duplicate_key.json",
+    "toml_syntax_end_of_file.toml",
 }
 ALL_SUBPROCESS = os.environ.get("MATOMO_NOMAD_TEST_ALL_SUBPROCESS") == "1"
 
@@ -117,6 +120,17 @@ def test_enough_cases_each_with_expectations() -> None:
         assert (
             path.name in names or path.name == "README.md" or path.name.removesuffix(".expected") in names
         ), f"{path.name}: neither a case nor a sidecar"
+
+
+# `location: what is wrong (how to fix)`: a location without spaces (a file may carry
+# :line:column), then the problem, then the fix in parentheses at the end.
+_PROBLEM_LINE = re.compile(r"^\S+: .+ \(.+\)$")
+
+
+def test_every_expected_line_says_where_what_and_how_to_fix() -> None:
+    for case in CASES:
+        for line in case.expected:
+            assert _PROBLEM_LINE.match(line), f"{case.name}: {line!r} lacks a location or a (fix)"
 
 
 def test_several_problems_reported_at_once() -> None:

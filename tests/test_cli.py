@@ -208,6 +208,148 @@ def test_unknown_top_level_flag_is_named() -> None:
     assert "--bogus" in cli("--bogus").stderr.decode()
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["render"], ["validate"], ["schema"], ["image"], ["plan"], ["run"], ["secrets", "init"], ["secrets", "import", "c.php"]],
+    ids=lambda c: "-".join(c[:2]),
+)
+def test_an_unknown_flag_after_a_command_shows_that_commands_usage(command: list[str]) -> None:
+    result = cli(*command, "--bogus")
+    no_traceback(result)
+    assert result.returncode == 64
+    lines = result.stderr.decode().splitlines()
+    name = " ".join(c for c in command if not c.endswith(".php"))
+    assert lines[0].startswith(f"usage: matomo-nomad {name} ")
+    assert lines[-1] == f"matomo-nomad {name}: error: unrecognized arguments: --bogus" or (
+        # secrets import names its missing required flags first
+        name == "secrets import" and lines[-1].startswith("matomo-nomad secrets import: error: ")
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["render", "--out", ""], ["image", "--out", ""], ["render", "--out", " "],
+     ["secrets", "import", "config.ini.php", "--name", "m", "--image", "r/m:1", "--out", ""]],
+    ids=["render", "image", "blank", "secrets-import"],
+)
+def test_an_empty_out_is_a_usage_error_and_writes_nothing(args: list[str], tmp_path: Path) -> None:
+    # Path("") is the current directory: `--out "$UNSET_VARIABLE"` must not write there.
+    result = cli(*args, cwd=tmp_path)
+    no_traceback(result)
+    assert result.returncode == 64
+    assert "argument --out: is empty" in result.stderr.decode()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_role_takes_the_files_spelling_too() -> None:
+    assert ok(cli("render", "--role", "queue_processor")) == ok(cli("render", "--role", "queue-processor"))
+    assert ok(cli("render", "--role", "setup", "--format", "json")).startswith('{\n    "Job"')
+
+
+def _subcommands() -> list[tuple[str, object]]:
+    import argparse
+
+    from matomo_nomad._cli import _parser
+
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found.append((f"{prefix}{name}", sub))
+                    walk(sub, f"{prefix}{name} ")
+
+    walk(_parser(), "")
+    return found
+
+
+def test_every_command_has_a_description() -> None:
+    commands = _subcommands()
+    assert {name for name, _ in commands} >= {
+        "render", "validate", "schema", "image", "plan", "run", "status", "destroy",
+        "secrets", "secrets init", "secrets check", "secrets import",
+    }
+    for name, parser in commands:
+        assert getattr(parser, "description", None), f"`matomo-nomad {name} --help` has no description"
+
+
+@pytest.mark.parametrize(("command", "words"), [(["schema"], "JSON Schema"), (["validate"], "Matomo-aware"),
+                                                (["secrets"], "never printed")], ids=["schema", "validate", "secrets"])
+def test_help_shows_the_description(command: list[str], words: str) -> None:
+    text = ok(cli(*command, "--help"))
+    usage, _, rest = text.partition("\n\n")
+    assert usage.startswith(f"usage: matomo-nomad {command[0]}")
+    assert words in rest.split("\n\n")[0].replace("\n", " ")
+
+
+def test_address_errors_name_the_flag_or_the_variable() -> None:
+    from_flag = cli("status", "--address", "ftp://nomad:4646", NOMAD_ADDR="http://127.0.0.1:4646")
+    assert from_flag.returncode == 11
+    assert from_flag.stderr.decode().startswith("--address: 'ftp://nomad:4646' is not an http(s) address")
+    assert b"NOMAD_ADDR" not in from_flag.stderr
+    from_variable = cli("status", NOMAD_ADDR="ftp://nomad:4646")
+    assert from_variable.returncode == 11
+    assert from_variable.stderr.decode().startswith("NOMAD_ADDR: 'ftp://nomad:4646' is not an http(s) address")
+    key_missing = cli("status", "--client-cert", "/x/cli.pem")
+    assert key_missing.returncode == 11
+    assert key_missing.stderr.decode().startswith("--client-cert is set without NOMAD_CLIENT_KEY")
+    assert "--client-key" in key_missing.stderr.decode()
+
+
+# --- how the CLI modules import each other -------------------------------------------------
+
+
+def _cli_imports() -> dict[str, set[str]]:
+    """For each matomo_nomad._cli* module, the _cli* modules it imports (anywhere in it)."""
+    import ast
+
+    package = REPO / "matomo_nomad"
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("_cli*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [alias.name for alias in node.names]
+                imported |= {n for n in names if n and n.startswith("_cli")}
+        graph[path.stem] = imported
+    return graph
+
+
+def test_the_cli_modules_import_each_other_without_a_circle() -> None:
+    graph = _cli_imports()
+    assert {"_cli", "_cli_common", "_cli_cluster", "_cli_secrets"} <= set(graph)
+    assert graph["_cli_common"] == set()
+    for module in graph:
+        if module != "_cli":
+            assert "_cli" not in graph[module], f"{module} imports _cli"
+
+    for start in graph:
+        # Everything `start` imports, directly or through others, must not lead back to it.
+        seen, todo = set(), list(graph[start])
+        while todo:
+            module = todo.pop()
+            assert module != start, f"{start} imports itself through others"
+            if module not in seen:
+                seen.add(module)
+                todo.extend(graph.get(module, ()))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["render", "--bogus"], ["secrets", "init", "--help"]],
+                         ids=["help", "usage-error", "secrets-help"])
+def test_help_and_usage_errors_load_neither_pydantic_nor_the_model(args: list[str]) -> None:
+    code = (
+        "import sys\n"
+        "from matomo_nomad._cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'jinja2', 'requests')"
+        " or m in ('matomo_nomad._model', 'matomo_nomad._loading'))\n"
+        "sys.stderr.write(repr(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_env(), capture_output=True, timeout=60)
+    assert result.stderr.decode().splitlines()[-1] == "[]"
+
+
 # --- output errors: exit 4 --------------------------------------------------------------
 
 

@@ -73,7 +73,8 @@ def _place(data: dict[str, Any], field: str, text: str) -> None:
     elif field == "roles.admin.service.check.path":
         data["roles"]["admin"]["service"] = {"check": {"path": "/" + text}}
     elif field == "roles.admin.service.check.headers":
-        data["roles"]["admin"]["service"] = {"check": {"path": "/", "headers": {"X-Free": [text]}}}
+        # X-Forwarded-Proto kept: without it force_ssl would redirect the check (a validate error)
+        data["roles"]["admin"]["service"] = {"check": {"path": "/", "headers": {"X-Forwarded-Proto": ["https"], "X-Free": [text]}}}
     elif field == "roles.archiver.archive.extra_args":
         data["roles"]["archiver"]["archive"] = {"extra_args": [text]}
     elif field == "install.site_name":
