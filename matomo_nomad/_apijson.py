@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+from . import _envfile
 from ._model import nanoseconds
 from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, CONTAINER_HTTP_PORT, RoleJob, SecretFile
 
@@ -109,6 +110,18 @@ def _task(role: RoleJob, config_template: str, secret_templates: list[str]) -> d
             "ErrMissingKey": True,
         }
     ] + [_secret_file(file, text) for file, text in zip(role.secret_files, secret_templates, strict=True)]
+    env_template = _envfile.for_job(role)
+    if env_template is not None:
+        task["Templates"].append(
+            {
+                "EmbeddedTmpl": env_template,
+                "DestPath": _envfile.DESTINATION,
+                "ChangeMode": "restart",
+                "ErrMissingKey": True,
+                "Envvars": True,
+                "Perms": SECRET_FILE_PERMS,
+            }
+        )
     if role.secrets.provider == "vault":
         vault: dict[str, Any] = {}
         if role.secrets.vault_role:

@@ -2,438 +2,32 @@
 
 Three steps, each usable on its own:
 
-- `read_matomo_config(text)`: the settings exactly as Matomo reads them (PHP's
-  `parse_ini_string` in normal mode with sections, component-ini's typing pass, then
-  `html_entity_decode` twice). Whatever this reader cannot read the way PHP would, it
-  refuses, one `line N: what (fix)` per problem; it never guesses.
+- `read_matomo_config(text)` (`_php_ini`): the settings exactly as Matomo reads them.
 - `import_config(settings, name=..., image=...)`: Matomo's settings mapped onto the
-  deployment file's fields; the salt and passwords come back separately as secrets,
-  and every setting that is dropped or changed comes back as a note.
+  deployment file's fields; the salt and passwords come back separately as secrets
+  (every credential setting included: it is written `{ secret = "..." }` and its value
+  stored under that key), and every setting that is dropped or changed comes back as a note.
 - `deployment_toml(deployment)`: the deployment as a readable TOML file.
 
 `import_matomo_config(text, ...)` does the first two and adds the reader's own notes.
-
-How PHP reads the file, as far as this module relies on it (checked against php-cli 8.2
-with tests/oracles/read_config.php, and reference/matomo.md):
-
-- Lines end at \\n, \\r\\n or a lone \\r. `;` starts a comment (outside quotes); `#` does
-  not (since PHP 7.0 a `# ...` line is a bare key that is silently ignored, or an error).
-- `[name]` must start the line: `  [name]` is a syntax error, `[ name ]` keeps the spaces.
-  A section given twice REPLACES the first one (in the first one's position).
-- `key = value`; the key may be followed by `[]` (append) or `[offset]`. A later `key =`
-  replaces a list; a later `key[] =` throws away a plain value. Keys named true, on, yes,
-  false, off, no, none or null (any case) are syntax errors.
-- Unquoted values: bare true/on/yes read as "1", false/off/no/none/null as "" (any case);
-  component-ini then turns exactly `true`/`yes`/`on` into true, `false`/`no`/`off` into
-  false and `null` into null by looking at the raw text, so `TRUE` ends up as the integer
-  1 and `none` as "". An unquoted name such as `E_ALL` or `PHP_OS` is REPLACED by the PHP
-  constant of that name when one exists (and Matomo defines its own, PIWIK_*). Unquoted
-  `| & ^ ~ ! ( )` are operators, `=` and a stray quote are errors, `'` opens a string that
-  may run to the next `'` anywhere in the file, and `"a"b'c'` pieces are concatenated.
-- Double quotes (PHP 8.1 and later, which php-cli 8.2 here is): `\\\\`, `\\"` and `\\$` are
-  escapes for one character; any other backslash is kept. A `\\"` right at the end of the
-  line closes the string with the backslash kept ("C:\\dir\\"). `${NAME}` is replaced
-  from the environment, also inside double quotes. PHP 8.0 and older do NOT unescape and
-  `"x\\\\"` does not close the string there (reference/matomo.md), so a value with these
-  escapes reads differently on an old server: `import_matomo_config` notes each one.
-- Single quotes: the text as it is, no escapes, no `${}`; `''` is an empty string.
-- Typing (component-ini): a string becomes an int or float only when PHP prints the
-  number back as the very same text, with `precision` = 14: "1" and "1.5" and "1.0E+25"
-  do, "1.0", "007", "-0", "1e3" and "0.30000000000000004" stay strings.
-- Entities (Matomo's IniFileChain, twice, AFTER the typing): HTML 4.01's 252 named
-  entities (case-sensitive, `;` required), `&#N;` and `&#xN;` for code points PHP allows
-  in HTML 4.01 (tab, LF, CR, U+0020-U+007E, U+00A0-U+D7FF, U+E000-U+10FFFF), except that
-  ENT_COMPAT leaves the single quote alone (`&#39;`, `&#x27;`; `&apos;` is not HTML 4.01
-  at all). Python's `html.unescape` follows HTML5 (entities without `;`, &#128; as
-  windows-1252, ...), so it is not used; `html.entities.name2codepoint` is exactly PHP's
-  HTML 4.01 table (checked in the tests).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from html.entities import name2codepoint
 from typing import Any
 
-from ._errors import DeploymentError, DeploymentFileError, Problem
+from ._credentials import derived_key, is_credential
+from ._errors import DeploymentError, Problem
+from ._php_ini import php_float_text, php_text as _php_text, read_matomo_config, read_with_notes
 
-# --- reading config.ini.php ----------------------------------------------------------
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_SECTION_RE = re.compile(r"\[(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)\][ \t]*(?P<rest>.*)")
-_ENTRY_RE = re.compile(
-    # Only spaces between a key and its [ (a tab there is a syntax error in PHP).
-    r"[ \t]*(?P<key>[A-Za-z0-9_][A-Za-z0-9_.-]*)"
-    r"(?: *\[[ \t]*(?P<offset>[A-Za-z0-9_]*)(?P<close>\]?))?"
-    r"[ \t]*(?P<equals>=?)[ \t]*(?P<value>.*)"
-)
-_KEYWORDS_TRUE = ("true", "on", "yes")
-_KEYWORDS_FALSE = ("false", "off", "no", "none")
-_KEYWORDS = _KEYWORDS_TRUE + _KEYWORDS_FALSE + ("null",)
-_CONSTANT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# What PHP's scanner does something with in an unquoted value (besides ; and spaces).
-_UNQUOTED_SPECIAL = {
-    "$": "'$' (PHP expands ${...} from the environment)",
-    "=": "'=' (a syntax error there)",
-    '"': "a double quote (PHP joins the quoted piece onto the value)",
-    "'": "a single quote (PHP reads on to the next ' anywhere in the file)",
-    "&": "'&' (a bitwise operator there)",
-    "|": "'|' (a bitwise operator there)",
-    "^": "'^' (a bitwise operator there)",
-    "~": "'~' (a bitwise operator there)",
-    "!": "'!' (an operator there)",
-    "(": "'(' (an operator there)",
-    ")": "')' (an operator there)",
-}
-_QUOTE_IT = 'write the value in double quotes, e.g. key = "..."'
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-@dataclass(frozen=True, slots=True)
-class _Raw:
-    """A scalar as parse_ini_string gives it (normal mode), and its INI_SCANNER_RAW text."""
-
-    value: str
-    raw: str
-
-
-class _PhpArray:
-    """Enough of a PHP array for `key[] =` and `key[offset] =`: ordered, with the next
-    integer index PHP would append at."""
-
-    __slots__ = ("items", "next_index")
-
-    def __init__(self) -> None:
-        self.items: dict[int | str, _Raw] = {}
-        self.next_index = 0
-
-    def append(self, item: _Raw) -> None:
-        self.items[self.next_index] = item
-        self.next_index += 1
-
-    def put(self, key: int | str, item: _Raw) -> None:
-        if isinstance(key, int) and key >= self.next_index:
-            self.next_index = key + 1
-        self.items[key] = item
-
-
-def read_matomo_config(text: str) -> dict[str, dict[str, object]]:
-    """The settings Matomo reads from a config.ini.php with this text: section → key →
-    value (str, int, float, bool, None; a list for `key[] =`; a dict for `key[name] =`).
-
-    Raises DeploymentFileError with one `line N: what (fix)` problem per line it cannot
-    read exactly as PHP and Matomo would.
-    """
-    settings, _notes = _read(text)
-    return settings
-
-
-def _read(text: str) -> tuple[dict[str, dict[str, object]], list[str]]:
-    problems: list[Problem] = []
-    notes: list[str] = []
-    sections: dict[str, dict[str, _Raw | _PhpArray]] = {}
-    current: dict[str, _Raw | _PhpArray] | None = None
-    current_name = ""
-    for number, line in enumerate(_LINE_BREAK.split(text), 1):
-        where = f"line {number}"
-
-        def refuse(what: str, fix: str, where: str = where) -> None:
-            problems.append(Problem(where, what, fix))
-
-        if number == 1 and line.startswith("\ufeff"):
-            refuse("starts with a byte-order mark, which PHP reads as part of the first line", "save the file as UTF-8 without BOM")
-            continue
-        if "\x00" in line:
-            refuse("contains a NUL character", "remove it")
-            continue
-        if _SURROGATE.search(line):
-            refuse("is not valid Unicode (it has a lone surrogate)", "save the file as UTF-8")
-            continue
-        stripped = line.strip(" \t")
-        if not stripped or stripped.startswith(";"):
-            continue
-        if line.startswith("["):
-            match = _SECTION_RE.fullmatch(line)
-            if match is None:
-                refuse(
-                    "is not a section header this reader accepts",
-                    "write [Name] with letters, digits, '_', '.' or '-' and no spaces inside the brackets",
-                )
-                # Its lines are still read, into nothing, so their own problems show.
-                current, current_name = {}, "?"
-                continue
-            rest = match["rest"]
-            if rest and not rest.startswith(";"):
-                refuse("has text after the section's ]", "remove it, or make it a comment with ;")
-            current_name = match["name"]
-            # A repeated section replaces the earlier one, where the earlier one was.
-            current = sections[current_name] = {}
-            continue
-        if stripped.startswith("["):
-            refuse("has spaces before a section's [, which PHP cannot parse", "start the line with [")
-            continue
-        if stripped.startswith("#"):
-            refuse("starts with #, which is not a comment in PHP's INI syntax", "use ; for comments")
-            continue
-        match = _ENTRY_RE.fullmatch(line)
-        if match is None or not match["equals"] or (match["offset"] is not None and not match["close"]):
-            refuse(
-                "is not a section, a key = value line or a ; comment",
-                "write key = \"value\" with a key of letters, digits, '_', '.' or '-', or key[] = \"value\"",
-            )
-            continue
-        key, offset = match["key"], match["offset"]
-        if key.lower() in _KEYWORDS:
-            refuse(f"uses '{key}' as a key, which PHP reads as a boolean and refuses", "rename the key")
-            continue
-        if offset and _CONSTANT_RE.fullmatch(offset) and not offset[0].islower():
-            refuse(
-                f"has the offset [{offset}], which PHP replaces with the value of a PHP constant of that name if one exists",
-                "use [] or an offset starting with a lowercase letter",
-            )
-            continue
-        if current is None:
-            refuse("sets a value outside any section", "put it under a [Section] header")
-            continue
-        parsed = _value(match["value"], refuse)
-        if parsed is None:
-            continue
-        item, escaped = parsed
-        if escaped:
-            notes.append(
-                f"line {number}: [{current_name}] {key}: the value has a backslash escape (\\\\, \\\" or \\$, or a "
-                "closing \\\"); PHP 8.1 and later read it as imported here, PHP 8.0 and older keep the backslashes "
-                "(check the value if the old server ran PHP 8.0 or older)"
-            )
-        if offset is None:
-            current[key] = item
-            continue
-        array = current.get(key)
-        if not isinstance(array, _PhpArray):
-            # `key = x` then `key[] = y`: PHP throws the plain value away, keeping its place.
-            array = current[key] = _PhpArray()
-        if offset == "":
-            array.append(item)
-        else:
-            array.put(_array_key(offset), item)
-    if problems:
-        raise DeploymentFileError(problems)
-    return {name: {key: _typed_entry(v) for key, v in values.items()} for name, values in sections.items()}, notes
-
-
-def _value(text: str, refuse: Any) -> tuple[_Raw, bool] | None:
-    """One value as parse_ini_string sees it, and whether it had backslash escapes.
-    `text` is everything after `=` and its spaces, up to the end of the line."""
-    if not text or text.startswith(";"):
-        return _Raw("", ""), False
-    if text.startswith('"'):
-        return _double_quoted(text, refuse)
-    if text.startswith("'"):
-        end = text.find("'", 1)
-        if end < 0:
-            refuse(
-                "opens a single-quoted value that does not close on this line (PHP would read on to the next ' in the file)",
-                "close the quote on the same line",
-            )
-            return None
-        if not _after_value(text[end + 1 :], refuse):
-            return None
-        content = text[1:end]
-        return _Raw(content, text[: end + 1]), False
-    token = text.split(";", 1)[0].rstrip(" \t")
-    for char in token:
-        if char in (" ", "\t"):
-            refuse("has an unquoted value with spaces in it (PHP reads each word on its own)", _QUOTE_IT)
-            return None
-        if char in _UNQUOTED_SPECIAL:
-            refuse(f"has an unquoted value with {_UNQUOTED_SPECIAL[char]}", _QUOTE_IT)
-            return None
-    if token.lower() in _KEYWORDS:
-        return _Raw("1" if token.lower() in _KEYWORDS_TRUE else "", token), False
-    if _CONSTANT_RE.fullmatch(token) and not token[0].islower():
-        refuse(
-            f"has the unquoted value {token}, which PHP replaces with the value of a PHP constant of that name "
-            "if one exists (E_ALL, PHP_OS, Matomo's PIWIK_* ...)",
-            _QUOTE_IT,
-        )
-        return None
-    return _Raw(token, token), False
-
-
-def _double_quoted(text: str, refuse: Any) -> tuple[_Raw, bool] | None:
-    # zend_ini_scanner.l, <ST_DOUBLE_QUOTES> (PHP 8.1+): where the quoted text ends.
-    i, n = 1, len(text)
-    escaped = False
-    while True:
-        if i >= n:
-            refuse(
-                "has a double-quoted value that does not close on this line",
-                "close the quote on the same line; write a line break in a value as &#10;",
-            )
-            return None
-        char = text[i]
-        if char == '"':
-            end = i
-            break
-        if char == "$" and i + 1 < n and text[i + 1] == "{":
-            refuse(
-                "has ${...} in a double-quoted value, which PHP replaces from the environment of the "
-                "process that reads the file",
-                "put the real value in the file; write a literal $ as &#36;",
-            )
-            return None
-        if char == "\\" and i + 1 < n:
-            follower = text[i + 1]
-            i += 2
-            if follower == '"' and i >= n:
-                # "C:\dir\" at the end of a line: the quote closes, the backslash stays.
-                end = i - 1
-                escaped = True
-                break
-            if follower in '"\\$':
-                escaped = True
-            continue
-        i += 1
-    if not _after_value(text[end + 1 :], refuse):
-        return None
-    return _Raw(_unescape(text[1:end]), text), escaped
-
-
-def _unescape(content: str) -> str:
-    # zend_ini_escape_string with quote type '"': \\, \" and \$ become one character.
-    out: list[str] = []
-    i, n = 0, len(content)
-    while i < n:
-        char = content[i]
-        if char == "\\":
-            if i + 1 >= n:
-                out.append("\\")
-                break
-            follower = content[i + 1]
-            out.append(follower if follower in '"\\$' else "\\" + follower)
-            i += 2
-            continue
-        out.append(char)
-        i += 1
-    return "".join(out)
-
-
-def _after_value(rest: str, refuse: Any) -> bool:
-    rest = rest.lstrip(" \t")
-    if rest and not rest.startswith(";"):
-        refuse(
-            "has text after the quoted value (PHP would join the pieces)",
-            "put the whole value inside one pair of quotes, or start a comment with ;",
-        )
-        return False
-    return True
-
-
-def _array_key(offset: str) -> int | str:
-    # zend_symtable_update: a canonical decimal integer is an integer key.
-    if re.fullmatch(r"0|[1-9][0-9]*", offset) and int(offset) <= _INT64[1]:
-        return int(offset)
-    return offset
-
-
-def _typed_entry(entry: _Raw | _PhpArray) -> object:
-    if isinstance(entry, _Raw):
-        return _typed(entry)
-    keys = list(entry.items)
-    if keys == list(range(len(keys))):
-        return [_typed(item) for item in entry.items.values()]
-    return {str(key): _typed(item) for key, item in entry.items.items()}
-
-
-def _typed(item: _Raw) -> object:
-    """component-ini's IniReader::decode, then IniFileChain's two html_entity_decode passes."""
-    value = item.value
-    if value == "1" and item.raw in ("true", "yes", "on"):
-        return True
-    if value == "" and item.raw in ("false", "no", "off"):
-        return False
-    if value == "" and item.raw == "null":
-        return None
-    number = _php_number(value)
-    if number is not None:
-        return number
-    return decode_entities(decode_entities(value))
-
-
-_PHP_INTEGER = re.compile(r"[ \t\n\r\v\f]*([+-]?[0-9]+)[ \t\n\r\v\f]*")
-_PHP_NUMERIC = re.compile(r"[ \t\n\r\v\f]*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t\n\r\v\f]*")
-
-
-def _php_number(text: str) -> int | float | None:
-    """`$v + 0` when `is_numeric($v) && (string)($v + 0) === $v`, else None."""
-    if not _PHP_NUMERIC.fullmatch(text):
-        return None
-    integer = _PHP_INTEGER.fullmatch(text)
-    if integer is not None:
-        number = int(integer.group(1))
-        if _INT64[0] <= number <= _INT64[1]:
-            # An int in PHP ("007" -> 7, "-0" -> 0): kept only when printed back the same.
-            return number if str(number) == text else None
-    # Otherwise a float (integer text that overflows included), printed with 14 digits.
-    real = float(text)
-    return real if php_float_text(real) == text else None
-
-
-def php_float_text(value: float) -> str:
-    """`(string) $float` in PHP 8 (precision = 14): zend_gcvt(value, 14, '.', 'E')."""
-    if math.isnan(value):
-        return "NAN"
-    if value in (float("inf"), float("-inf")):
-        return "INF" if value > 0 else "-INF"
-    sign = "-" if str(value).startswith("-") else ""
-    if value == 0:
-        return sign + "0"
-    mantissa, exponent = f"{abs(value):.13e}".split("e")
-    digits = mantissa.replace(".", "").rstrip("0") or "0"
-    decpt = int(exponent) + 1
-    if decpt < -3 or decpt > 14:
-        # exponential: d.ddd E±x, with at least one digit after the point
-        shown_exponent = decpt - 1
-        body = digits[0] + "." + (digits[1:] or "0")
-        return f"{sign}{body}E{'-' if shown_exponent < 0 else '+'}{abs(shown_exponent)}"
-    if decpt <= 0:
-        return f"{sign}0.{'0' * -decpt}{digits}"
-    whole = digits[:decpt].ljust(decpt, "0")
-    fraction = digits[decpt:]
-    return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"
-
-
-_ENTITY_RE = re.compile(r"&(?:#([0-9]+)|#[xX]([0-9A-Fa-f]+)|([A-Za-z0-9]+));")
-
-
-def _allowed_code_point(code: int) -> bool:
-    # ext/standard/html.c unicode_cp_is_allowed() for HTML 4.01, minus ENT_COMPAT's "'".
-    return (
-        code in (0x09, 0x0A, 0x0D)
-        or (0x20 <= code <= 0x7E and code != 0x27)
-        or 0xA0 <= code <= 0xD7FF
-        or 0xE000 <= code <= 0x10FFFF
-    )
-
-
-def _entity(match: re.Match[str]) -> str:
-    decimal, hexadecimal, name = match.groups()
-    if name is not None:
-        code = name2codepoint.get(name)
-        return chr(code) if code is not None else match.group(0)
-    code = int(decimal) if decimal is not None else int(hexadecimal, 16)
-    return chr(code) if _allowed_code_point(code) else match.group(0)
-
-
-def decode_entities(text: str) -> str:
-    """PHP's `html_entity_decode($text, ENT_COMPAT, 'UTF-8')` (one pass)."""
-    return _ENTITY_RE.sub(_entity, text) if "&" in text else text
-
+__all__ = [
+    "FLAGS", "ImportResult", "MatomoPlugins", "deployment_toml", "import_config", "import_matomo_config", "matomo_plugins",
+    "read_matomo_config",
+]
 
 # --- importing the settings ----------------------------------------------------------
 
@@ -467,41 +61,78 @@ _MANAGED_VALUES: dict[str, int] = {
     "enable_general_settings_admin": 0,
 }
 
-# [Plugins] Plugins[] in config/global.ini.php of Matomo 4.x and 5.x, plus the plugins
-# Matomo always activates (Plugin\Manager::$pluginToAlwaysActivate). Matomo 5 added
-# CustomDimensions and JsTrackerInstallCheck; TestRunner is 4.x's (a development plugin).
-DEFAULT_PLUGINS: frozenset[str] = frozenset(
+# Matomo's own plugins, read in matomo-org/matomo at every minor release from 4.0.0 to
+# 5.2.0-b5: config/global.ini.php [Plugins] Plugins[] (active by default; the release
+# build deletes TestRunner from it, .github/scripts/build-package.sh), core/Plugin/
+# Manager.php $pluginToAlwaysActivate (active whatever the config says; DEFAULT_THEME is
+# Morpheus), core/Application/Kernel/PluginList.php $corePluginsDisabledByDefault (in
+# the release, off by default; the Example* plugins are deleted by clean-build.sh).
+# Between 4.0.0 and 5.2.0-b5 only three plugins joined (tested against the extracted
+# lists of tests/fixtures/matomo-trees); later releases are assumed to be 5.2's.
+_ACTIVE_4_0: frozenset[str] = frozenset(
     """
-    CorePluginsAdmin CoreAdminHome CoreHome WebsiteMeasurable IntranetMeasurable Diagnostics
-    CoreVisualizations Proxy API Widgetize Transitions LanguagesManager Actions Dashboard
-    MultiSites Referrers UserLanguage DevicesDetection Goals Ecommerce SEO Events UserCountry
-    GeoIp2 VisitsSummary VisitFrequency VisitTime VisitorInterest RssWidget Feedback Monolog
-    Login TwoFactorAuth UsersManager SitesManager Installation CoreUpdater CoreConsole
-    ScheduledReports UserCountryMap Live PrivacyManager ImageGraph Annotations MobileMessaging
-    Overlay SegmentEditor Insights Morpheus Contents TestRunner BulkTracking Resolution
-    DevicePlugins Heartbeat Intl Marketplace ProfessionalServices UserId CustomJsTracker Tour
-    PagePerformance CustomDimensions JsTrackerInstallCheck
+    API Actions Annotations BulkTracking Contents CoreAdminHome CoreConsole CoreHome
+    CorePluginsAdmin CoreUpdater CoreVisualizations CustomDimensions CustomJsTracker Dashboard
+    DevicePlugins DevicesDetection Diagnostics Ecommerce Events Feedback GeoIp2 Goals Heartbeat
+    ImageGraph Insights Installation Intl IntranetMeasurable LanguagesManager Live Login
+    Marketplace MobileMessaging Monolog Morpheus MultiSites Overlay PagePerformance
+    PrivacyManager ProfessionalServices Proxy Referrers Resolution RssWidget SEO
+    ScheduledReports SegmentEditor SitesManager Tour Transitions TwoFactorAuth UserCountry
+    UserCountryMap UserId UserLanguage UsersManager VisitFrequency VisitTime VisitorInterest
+    VisitsSummary WebsiteMeasurable Widgetize
     """.split()  # noqa: SIM905 (reads like the list in global.ini.php)
 )
-# Default in one of the two lines only (TestRunner in 4.x, a development plugin; the other
-# two in 5.x): a list without them says nothing about deactivation.
-_VERSION_SPECIFIC_PLUGINS = frozenset({"TestRunner", "CustomDimensions", "JsTrackerInstallCheck"})
+_ALWAYS_4_0: frozenset[str] = frozenset(
+    """
+    API BulkTracking CoreAdminHome CoreConsole CoreHome CorePluginsAdmin CoreUpdater
+    CoreVisualizations Installation Intl LanguagesManager Morpheus Proxy SitesManager
+    UsersManager WebsiteMeasurable
+    """.split()  # noqa: SIM905
+)
+# (first release, plugin, always activated too)
+_ADDED_PLUGINS: tuple[tuple[tuple[int, int, int], str, bool], ...] = (
+    ((4, 6, 0), "CoreVue", True),
+    ((5, 0, 0), "JsTrackerInstallCheck", False),
+    ((5, 2, 0), "FeatureFlags", True),
+)
+_SHIPPED_OFF: frozenset[str] = frozenset({"DBStats", "MobileAppMeasurable", "TagManager"})
+_DEVELOPMENT_PLUGINS: frozenset[str] = frozenset({"TestRunner"})
+"""In global.ini.php's list in git, deleted from release builds (and from the image)."""
+
+
+@dataclass(frozen=True)
+class MatomoPlugins:
+    """The plugins a Matomo release ships: active by default, activated whatever the
+    config says, and shipped but off by default."""
+
+    active: frozenset[str]
+    always: frozenset[str]
+    shipped_off: frozenset[str]
+
+    @property
+    def shipped(self) -> frozenset[str]:
+        return self.active | self.shipped_off
+
+
+def matomo_plugins(version: str) -> MatomoPlugins:
+    """The plugins of Matomo `version` (4.0.0 or later)."""
+    release = _version_tuple(version)
+    added = [(name, always) for since, name, always in _ADDED_PLUGINS if release >= since]
+    return MatomoPlugins(
+        active=_ACTIVE_4_0 | {name for name, _ in added},
+        always=_ALWAYS_4_0 | {name for name, always in added if always},
+        shipped_off=_SHIPPED_OFF,
+    )
+
+
+_VERSION_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.]+)?")
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("-")[0].split("."))
+
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "localhost.localdomain"})
-_SECRET_KEY_RE = re.compile(r"(?i)^(?:password|passwd|secret|token|api_?key)$|(?:password|passwd|_pass|_secret|_token|_api_?key)$")
-
-
-def _php_text(value: object) -> str:
-    """A scalar as PHP turns it into a string (what Matomo passes to MySQL or Redis)."""
-    if isinstance(value, bool):
-        return "1" if value else ""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return php_float_text(value)
-    if isinstance(value, (int, str)):
-        return str(value)
-    raise TypeError(type(value).__name__)
 
 
 def _as_int(value: object) -> object:
@@ -567,7 +198,17 @@ class _Importer:
 
     def drop_rest(self, section: str, reason: str) -> None:
         for key, value in self.left.pop(section, {}).items():
-            self.note(section, key, value, f"dropped: {reason}", secret=bool(_SECRET_KEY_RE.search(key)))
+            self.note(section, key, value, f"dropped: {reason}", secret=is_credential(key))
+
+
+FLAGS = {
+    "name": "--name",
+    "image": "--image",
+    "hosts": "--host",
+    "redis_host": "--redis-host",
+    "matomo_version": "--matomo-version",
+}
+"""How `matomo-nomad secrets import` names each of `import_config`'s arguments."""
 
 
 def import_config(
@@ -577,14 +218,19 @@ def import_config(
     image: str,
     hosts: list[str] | None = None,
     redis_host: str | None = None,
+    matomo_version: str | None = None,
+    given_as: Mapping[str, str] | None = None,
 ) -> ImportResult:
     """Map a single-server Matomo's settings (as `read_matomo_config` returns them) to a
     deployment dict that `parse_deployment` accepts.
 
     `hosts` replaces `[General] trusted_hosts[]`; `redis_host` is the Redis server for
     QueuedTracking when the file has no `[QueuedTracking] redisHost` (a single server
-    usually keeps QueuedTracking's settings in the database, or has none). Raises
-    DeploymentError listing every problem when no valid deployment can be made.
+    usually keeps QueuedTracking's settings in the database, or has none);
+    `matomo_version` is the Matomo the deployment runs (matomo.version), which decides
+    which plugins are Matomo's own. Raises DeploymentError listing every problem when no
+    valid deployment can be made; a problem with a value given here rather than read
+    from the file names the argument, as `given_as` spells it (default: its name).
     """
     from ._loading import parse_deployment
     from ._model import Secrets
@@ -592,6 +238,8 @@ def import_config(
     keys = Secrets()
     im = _Importer(settings)
     deployment: dict[str, Any] = {"name": name, "matomo": {"image": image}}
+    if matomo_version is not None:
+        deployment["matomo"]["version"] = matomo_version
 
     deployment["hosts"] = _hosts(im, hosts)
     deployment["proxy"] = _proxy(im)
@@ -603,23 +251,38 @@ def import_config(
     if redis_cache is not None:
         deployment["redis_cache"] = redis_cache
     _general(im, keys)
-    _plugins(im)
+    # A version that is not one is refused by the model below, blamed on its argument.
+    _plugins(im, matomo_version if matomo_version and _VERSION_RE.fullmatch(matomo_version) else None)
     if queue_role:
         deployment["roles"] = {"queue_processor": queue_role}
-    extra = _settings(im)
+    extra = _settings(im, keys)
     if extra:
         deployment["settings"] = extra
-    im.notes.append(
-        "matomo.version is left at matomo-nomad's default; set it to the Matomo version the "
-        "old server ran (or newer), the one your image is built from"
-    )
+    if matomo_version is None:
+        im.notes.append(
+            "matomo.version is left at matomo-nomad's default; set it to the Matomo version the "
+            "old server ran (or newer), the one your image is built from"
+        )
     if im.problems:
         raise DeploymentError(im.problems)
     try:
         parse_deployment(deployment, source="imported deployment")
     except DeploymentError as error:
+        spelled = {**{argument: argument for argument in FLAGS}, **(given_as or {})}
+        given = {"name": "name", "matomo.image": "image", "matomo.version": "matomo_version"}
+        if hosts:
+            given["hosts"] = "hosts"
+        if redis_host:
+            given["redis.host"] = "redis_host"
+
+        def source(location: str) -> str:
+            for field_path, argument in given.items():
+                if location == field_path or location.startswith((field_path + ".", field_path + "[")):
+                    return spelled[argument]
+            return "the imported config.ini.php"
+
         raise DeploymentError(
-            [Problem(p.location, f"{p.message} (from the imported config.ini.php)", p.fix) for p in error.problems]
+            [Problem(p.location, f"{p.message} (from {source(p.location)})", p.fix) for p in error.problems]
         ) from None
     return ImportResult(deployment=deployment, secrets=im.secrets, notes=im.notes)
 
@@ -768,14 +431,12 @@ def _database(im: _Importer, keys: Any) -> dict[str, Any]:
     tls = _database_tls(im, section)
     if tls:
         database["tls"] = tls
-    for key, default, why in (
-        ("schema", "Mysql", "the deployment file has no field for it"),
-        ("type", "InnoDB", "the deployment file has no field for it"),
-    ):
-        if im.has(section, key):
-            given = im.take(section, key)
-            effect = "Matomo's default is the same" if given == default else f"Matomo uses its default {default} instead"
-            im.note(section, key, given, f"dropped: {why}; {effect}")
+    if im.has(section, "type"):
+        given = im.take(section, "type")
+        effect = "Matomo's default is the same" if given == "InnoDB" else "Matomo uses its default InnoDB instead"
+        im.note(section, "type", given, f"dropped: the deployment file has no field for it; {effect}")
+    if im.has(section, "schema"):
+        _database_schema(im, section, database)
     collation = im.take(section, "collation")
     if collation not in (None, ""):
         # Kept: with a read-only config, an empty collation stops the 5.1.2 and 5.2.0
@@ -787,6 +448,28 @@ def _database(im: _Importer, keys: Any) -> dict[str, Any]:
     if reader is not None:
         database["reader"] = reader
     return database
+
+
+_SCHEMAS = ("Mysql", "Mariadb", "Tidb")
+
+
+def _database_schema(im: _Importer, section: str, database: dict[str, Any]) -> None:
+    """`[database] schema` as the class Matomo loads for it (core/Db/Schema.php 5.1.2,
+    getSchemaClassName: trimmed, lowercased then capitalised; empty or myisam is Mysql)."""
+    given = im.take(section, "schema")
+    text = im.text(section, "schema", given)
+    if text is None:
+        return
+    normal = text.strip().lower()
+    name = "Mysql" if normal in ("", "myisam") else normal.capitalize()
+    if name not in _SCHEMAS:
+        im.problems.append(
+            Problem(f"[{section}] schema", f"is {_show(given)}, which Matomo has no schema class for", "use Mysql, Mariadb or Tidb")
+        )
+        return
+    database["schema"] = name
+    if name != text:
+        im.note(section, "schema", given, f"written as {_show(name)}, the schema Matomo loads for it")
 
 
 def _database_tls(im: _Importer, section: str) -> dict[str, Any]:
@@ -1048,24 +731,39 @@ def _general(im: _Importer, keys: Any) -> None:
             im.note(section, key, im.take(section, key), f"dropped: {reasons[key]}")
 
 
-def _plugins(im: _Importer) -> None:
+def _plugins(im: _Importer, version: str | None) -> None:
     listed = im.left.get("Plugins", {}).get("Plugins")
     if isinstance(listed, list):
+        # Without the Matomo version, a plugin any release ships is Matomo's, and only
+        # plugins every release activates count as deactivated when missing.
+        ships = matomo_plugins(version or "99.0.0")
+        base = matomo_plugins(version or "4.0.0")
         names = [p for p in listed if isinstance(p, str)]
-        extra = [p for p in names if p not in DEFAULT_PLUGINS]
-        absent = sorted(DEFAULT_PLUGINS - _VERSION_SPECIFIC_PLUGINS - set(names))
+        extra = [p for p in names if p not in ships.active and p not in _DEVELOPMENT_PLUGINS]
+        absent = sorted(base.active - base.always - set(names))
         im.left["Plugins"].pop("Plugins")
         text = f"[Plugins] Plugins[] ({len(names)} plugins) dropped: a Plugins[] list replaces Matomo's whole default list; the image's common.config.ini.php lists every plugin"
         if extra:
             known = [p for p in extra if p in ("QueuedTracking", "SecurityInfo")]
-            bake = [p for p in extra if p not in known]
+            off = [p for p in extra if p in ships.shipped_off]
+            bake = [p for p in extra if p not in known and p not in off]
             if bake:
                 text += (
-                    f". Not in Matomo's default set, so bake them into the image: {', '.join(bake)} "
-                    "(add each to plugins with its version, from plugins/<Name>/plugin.json on the old server)"
+                    f". Not shipped with Matomo{' ' + version if version else ''}, so bake them into the image: "
+                    f"{', '.join(bake)} (add each to plugins with its version, from plugins/<Name>/plugin.json on "
+                    "the old server)"
+                )
+            if off:
+                text += (
+                    f". Shipped with Matomo but off by default: {', '.join(off)} (the image activates only "
+                    "Matomo's default plugins and the plugins list; listing one there fetches its marketplace "
+                    "release over the shipped copy)"
                 )
             if known:
                 text += f". Already in matomo-nomad's default plugins: {', '.join(known)}"
+        development = [p for p in names if p in _DEVELOPMENT_PLUGINS]
+        if development:
+            text += f". Development plugins, which release builds and the image leave out: {', '.join(development)}"
         if absent:
             text += (
                 f". Default plugins the old server had deactivated, which Matomo activates again without a "
@@ -1088,10 +786,13 @@ def _plugins(im: _Importer) -> None:
         im.left.pop(old, None)
 
 
-def _settings(im: _Importer) -> dict[str, dict[str, Any]]:
-    """Everything not handled above, as the deployment's settings, or a note why not."""
+def _settings(im: _Importer, keys: Any) -> dict[str, dict[str, Any]]:
+    """Everything not handled above, as the deployment's settings, or a note why not.
+    A credential becomes `{ secret = "<key>" }`, its value a secret stored under that key."""
     from ._model import _MANAGED_SECTIONS, _MANAGED_SETTINGS
 
+    # Keys matomo-nomad manages (salt, database_password, ...) are never derived.
+    taken = {getattr(keys, name) for name in type(keys).model_fields if name.endswith("_key")} | set(im.secrets)
     extra: dict[str, dict[str, Any]] = {}
     for section, values in list(im.left.items()):
         if not values:
@@ -1108,9 +809,19 @@ def _settings(im: _Importer) -> dict[str, dict[str, Any]]:
                 reason = "set the redis_cache table"
             why = _unsettable(key, value) if reason is None else f"dropped: {reason}"
             if why is not None:
-                im.note(section, key, value, why, secret=bool(_SECRET_KEY_RE.search(key)))
+                im.note(section, key, value, why, secret=is_credential(key))
                 continue
-            extra.setdefault(section, {})[key] = _carried(value)
+            if is_credential(key) and _php_text(value) != "":
+                secret = derived_key(section, key, taken)
+                taken.add(secret)
+                im.secrets[secret] = _php_text(value)
+                extra.setdefault(section, {})[key] = {"secret": secret}
+                im.notes.append(
+                    f"[{section}] {key} is a credential: stored as the secret {secret}, which the deployment file "
+                    f'names ({{ secret = "{secret}" }}) and the jobs read at run time'
+                )
+                continue
+            extra.setdefault(section, {})[key] = "" if is_credential(key) else _carried(value)
             if section == "log" and key == "log_writers" and isinstance(value, list) and "file" in value:
                 im.notes.append(
                     "[log] log_writers[] includes file: each container writes its own log file, lost when it "
@@ -1121,11 +832,6 @@ def _settings(im: _Importer) -> dict[str, dict[str, Any]]:
 
 
 def _unsettable(key: str, value: object) -> str | None:
-    if _SECRET_KEY_RE.search(key):
-        return (
-            "dropped: it looks like a secret, and the deployment file has no secret reference for it "
-            "(matomo-nomad never writes secrets into job files); set it again after the move"
-        )
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", key):
         return "dropped: the key cannot be a deployment-file settings key (letters, digits, '_')"
     if isinstance(value, dict):
@@ -1135,6 +841,8 @@ def _unsettable(key: str, value: object) -> str | None:
         return "dropped: null cannot be written in the deployment file; Matomo falls back to global.ini.php's default"
     if any(isinstance(item, (list, dict)) for item in items):
         return "dropped: nested values cannot be written in the deployment file's settings"
+    if is_credential(key) and isinstance(value, list):
+        return "dropped: a credential that is a list cannot be one secret; set it again after the move"
     return None
 
 
@@ -1156,10 +864,20 @@ def import_matomo_config(
     image: str,
     hosts: list[str] | None = None,
     redis_host: str | None = None,
+    matomo_version: str | None = None,
+    given_as: Mapping[str, str] | None = None,
 ) -> ImportResult:
     """`read_matomo_config` then `import_config`, with the reader's own notes first."""
-    settings, reader_notes = _read(text)
-    result = import_config(settings, name=name, image=image, hosts=hosts, redis_host=redis_host)
+    settings, reader_notes = read_with_notes(text)
+    result = import_config(
+        settings,
+        name=name,
+        image=image,
+        hosts=hosts,
+        redis_host=redis_host,
+        matomo_version=matomo_version,
+        given_as=given_as,
+    )
     result.notes[:0] = reader_notes
     return result
 
@@ -1186,12 +904,15 @@ def deployment_toml(
 
     Written with tomli-w: every value a deployment dict holds (tables, arrays of
     scalars, strings with any character, ints, finite floats, booleans) has a TOML form
-    it writes, and `tomllib` reads the result back to the same dict (tested).
+    it writes, and `tomllib` reads the result back to the same dict (tested). The
+    settings come last, each secret reference as an inline table on its key's line
+    (`password = { secret = "mail_password" }`), which tomli-w cannot write.
     """
     import tomli_w
 
     ordered = {key: deployment[key] for key in _ORDER if key in deployment}
     ordered.update({key: value for key, value in deployment.items() if key not in ordered})
+    settings = ordered.pop("settings", None)
     header = [
         f"# matomo-nomad deployment file, imported from {_comment(source)}.",
         "#",
@@ -1203,4 +924,29 @@ def deployment_toml(
     if notes:
         header += ["#", "# What the import dropped or changed:"]
         header += [f"#   - {_comment(note)}" for note in notes]
-    return "\n".join(header) + "\n\n" + tomli_w.dumps(ordered)
+    text = "\n".join(header) + "\n\n" + tomli_w.dumps(ordered)
+    if settings:
+        text += "\n" + _settings_toml(settings)
+    return text
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _settings_toml(settings: Mapping[str, Mapping[str, Any]]) -> str:
+    import tomli_w
+
+    tables = []
+    for section, values in settings.items():
+        if not _BARE_KEY.fullmatch(section):
+            tables.append(tomli_w.dumps({"settings": {section: values}}))
+            continue
+        lines = [f"[settings.{section}]\n"]
+        for key, value in values.items():
+            if isinstance(value, dict) and set(value) == {"secret"} and _BARE_KEY.fullmatch(str(value["secret"])):
+                key_text = tomli_w.dumps({key: ""}).rsplit("=", 1)[0]  # the key as TOML spells it
+                lines.append(f'{key_text}= {{ secret = "{value["secret"]}" }}\n')
+            else:
+                lines.append(tomli_w.dumps({key: value}))
+        tables.append("".join(lines))
+    return "\n".join(tables)

@@ -24,11 +24,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+
+from ._credentials import SECRET_KEY_PATTERN, derived_key, is_credential, is_secret_key, literal_fix
+from ._ini import SecretRef
 
 # --- value types ---------------------------------------------------------------------
 
@@ -79,7 +83,7 @@ def _public_host(value: str) -> str:
         raise ValueError("is a URL, not a host name (write only the host, e.g. analytics.example.com)")
     name, sep, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
     if sep and port.isdigit() and not 0 < int(port) < 65536:
-        raise ValueError("has a port that is not a number from 1 to 65535")
+        raise ValueError("has a port that is not a number from 1 to 65535 (fix the port, or leave it out)")
     if sep and not port.isdigit():
         name = value
     if not _HOSTNAME_RE.match(name or value) or value.endswith("."):
@@ -107,27 +111,28 @@ def _matching(pattern: str, what: str) -> object:
 
 DnsLabel = _matching(
     r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$",
-    "must be 1-40 lowercase letters, digits or '-', not starting or ending with '-' "
-    "(it becomes part of job ids and service names)",
+    "cannot be part of job ids and service names "
+    "(use 1-40 lowercase letters, digits or '-', not starting or ending with '-')",
 )
 Port = Annotated[int, Field(ge=1, le=65535)]
 NomadName = _matching(
     r"^[A-Za-z0-9*][A-Za-z0-9_.*-]{0,127}$",
-    "must be a Nomad name: letters, digits, '_', '.', '-' (and '*' in datacenters)",
+    "is not a Nomad name (use letters, digits, '_', '.', '-', and '*' in datacenters)",
 )
 EnvName = _matching(
     r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
-    "must be an environment variable name: letters, digits and '_', not starting with a digit",
+    "is not an environment variable name (use letters, digits and '_', not starting with a digit)",
 )
 IniSection = _matching(
-    r"^[A-Za-z][A-Za-z0-9_]{0,63}$", "must be a config.ini.php section name: letters, digits and '_'"
+    r"^[A-Za-z][A-Za-z0-9_]{0,63}$",
+    "is not a config.ini.php section name (use letters, digits and '_', starting with a letter)",
 )
 IniKey = _matching(
     r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
     "must be a config.ini.php key: letters, digits and '_' (write lists as TOML arrays, without [])",
 )
 Version = _matching(
-    r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.]+)?$", "must be a version such as 5.10.0"
+    r"^[0-9]+\.[0-9]+\.[0-9]+(?:-[0-9A-Za-z.]+)?$", "is not a version (write it like 5.10.0)"
 )
 
 _DURATION_RE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+$")
@@ -174,8 +179,28 @@ ImageRef = Annotated[str, AfterValidator(_image)]
 
 
 
+def _secret_ref(value: dict) -> SecretRef:
+    """`{ secret = "<key>" }`: a value read from the secret store at run time."""
+    key = value.get("secret")
+    if set(value) != {"secret"} or not isinstance(key, str):
+        raise ValueError(
+            'is a table, and the only table a value can be is { secret = "<key>" } (write a value, or a secret reference)'
+        )
+    if not is_secret_key(key):
+        raise ValueError(
+            f"names the secret key {json.dumps(key, ensure_ascii=False)}, which the templates cannot read "
+            "(use letters, digits and '_', not starting with a digit)"
+        )
+    return SecretRef(key)
+
+
 def _setting_value(value: object) -> object:
     # One check with one message: a plain Union would report a failure per member.
+    if isinstance(value, dict):
+        return _secret_ref(value)
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        raise ValueError("is a list holding a table: a list item cannot be a secret (write the list's values)")
+
     def scalar(item: object) -> bool:
         return isinstance(item, (bool, int, float)) or (isinstance(item, str) and _text(item) is item)
 
@@ -183,17 +208,48 @@ def _setting_value(value: object) -> object:
         numbers = value if isinstance(value, list) else [value]
         if any(isinstance(n, float) and not math.isfinite(n) for n in numbers):
             # inf and nan have no INI spelling Matomo reads back as a number
-            raise ValueError("must be a finite number")
+            raise ValueError("must be a finite number (config.ini.php has no inf or nan: write a number)")
         return value
-    raise ValueError("must be a string, number, boolean, or a list of those")
+    raise ValueError("must be a string, number, boolean, or a list of those (write one value, or a flat list)")
 
 
 _SCALAR_SCHEMA = {"type": ["string", "number", "boolean"]}
+_SECRET_SCHEMA = {
+    "type": "object",
+    "properties": {"secret": {"type": "string", "pattern": SECRET_KEY_PATTERN}},
+    "required": ["secret"],
+    "additionalProperties": False,
+    "description": "A secret's key: the value is read from the secret store at run time (matomo-nomad secrets init).",
+}
+
+
+def _dumped(value: object) -> object:
+    return {"secret": value.key} if isinstance(value, SecretRef) else value
+
+
 SettingValue = Annotated[
     object,
     PlainValidator(_setting_value),
-    WithJsonSchema({"anyOf": [_SCALAR_SCHEMA, {"type": "array", "items": _SCALAR_SCHEMA}]}),
+    PlainSerializer(_dumped),
+    WithJsonSchema({"anyOf": [_SCALAR_SCHEMA, {"type": "array", "items": _SCALAR_SCHEMA}, _SECRET_SCHEMA]}),
 ]
+
+
+def _env_value(value: object) -> object:
+    if isinstance(value, dict):
+        return _secret_ref(value)
+    if isinstance(value, str) and _text(value) is value:
+        return value
+    raise ValueError('must be a string or { secret = "<key>" } (write the value in double quotes)')
+
+
+EnvValue = Annotated[
+    object,
+    PlainValidator(_env_value),
+    PlainSerializer(_dumped),
+    WithJsonSchema({"anyOf": [{"type": "string"}, _SECRET_SCHEMA]}),
+]
+"""An environment variable's value: text, or a secret read at run time."""
 def _unmanaged(settings: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
     return _check_settings(settings)  # defined below, with the settings it protects
 
@@ -206,6 +262,37 @@ class _Model(BaseModel):
     # strict: a deployment file that says `force_ssl = 1` or `priority = "50"` has a
     # mistake in it, and guessing what was meant is how configuration drifts.
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_with_defaults(cls, data: Any) -> Any:
+        """A partial table changes only the keys it names: `[roles.ingestion.service]
+        tags = [...]` keeps the ingestion's default health check. Each table given for a
+        field whose default is a model is laid over that default, nested tables too."""
+        if not isinstance(data, dict):
+            return data
+        merged = None
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            if isinstance(field.default_factory, type) and issubclass(field.default_factory, BaseModel):
+                continue  # the class's own defaults, which its own validation fills in
+            if isinstance(data.get(key), dict) and (field.default_factory is not None or isinstance(field.default, BaseModel)):
+                default = field.get_default(call_default_factory=True)
+                if isinstance(default, BaseModel):
+                    merged = merged if merged is not None else dict(data)
+                    merged[key] = _overlay(data[key], default)
+        return data if merged is None else merged
+
+
+def _overlay(given: dict[str, Any], default: BaseModel) -> dict[str, Any]:
+    """`given` over the fields `default` was built with, recursively for tables given over
+    a default's own tables. Maps and lists are values: the given one replaces the default."""
+    fields = type(default).model_fields
+    merged = {fields[name].alias or name: getattr(default, name) for name in default.model_fields_set}
+    for name, value in given.items():
+        inner = merged.get(name)
+        merged[name] = _overlay(value, inner) if isinstance(value, dict) and isinstance(inner, BaseModel) else value
+    return merged
 
 
 # --- the deployment's parts ----------------------------------------------------------
@@ -226,12 +313,12 @@ def _network(value: str) -> str:
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise ValueError("is not an IP address or CIDR range such as 10.0.0.0/8") from None
+        raise ValueError("is not an IP address or CIDR range (write it like 10.0.0.0/8)") from None
     return value
 
 
 class Proxy(_Model):
-    client_headers: list[_matching(r"^HTTP_[A-Z0-9_]+$", "must be a $_SERVER key such as HTTP_X_FORWARDED_FOR")] = Field(
+    client_headers: list[_matching(r"^HTTP_[A-Z0-9_]+$", "is not a $_SERVER key (write it like HTTP_X_FORWARDED_FOR)")] = Field(
         default_factory=lambda: ["HTTP_X_FORWARDED_FOR"],
         description="[General] proxy_client_headers[]: the $_SERVER keys Matomo reads the client IP from.",
     )
@@ -279,22 +366,29 @@ class Database(_Model):
     user: Text = Field("matomo", min_length=1, description="[database] username (Matomo counts as installed only when set).")
     table_prefix: Text = Field("matomo_", description="[database] tables_prefix.")
     adapter: Literal["PDO\\MYSQL", "MYSQLI"] = Field("PDO\\MYSQL", description="[database] adapter.")
-    charset: _matching(r"^[a-z0-9_]+$", "must be a MySQL charset name such as utf8mb4") = Field(
+    charset: _matching(r"^[a-z0-9_]+$", "is not a MySQL charset name (write it like utf8mb4)") = Field(
         "utf8mb4", description="[database] charset."
     )
-    collation: _matching(r"^[a-z0-9_]+$", "must be a MySQL collation name such as utf8mb4_general_ci") | None = Field(
+    collation: _matching(r"^[a-z0-9_]+$", "is not a MySQL collation name (write it like utf8mb4_general_ci)") | None = Field(
         None,
         description="[database] collation, e.g. utf8mb4_general_ci. The web installer writes it; here the "
         "config is read-only, and the 5.1.2 and 5.2.0 migrations store it when it is empty, so the setup "
         "job stops and names the value to set when an update needs it.",
     )
-    tls: DatabaseTLS = Field(default_factory=DatabaseTLS)
+    # `schema` would shadow BaseModel.schema(): the file's key is the alias.
+    db_schema: Literal["Mysql", "Mariadb", "Tidb"] | None = Field(
+        None,
+        alias="schema",
+        description="[database] schema: the server's SQL dialect, Mysql, Mariadb or Tidb (Matomo 5.1+ has the "
+        "last two: core/Db/Schema/). Unset: not written, and Matomo uses global.ini.php's Mysql.",
+    )
+    tls: DatabaseTLS = Field(default_factory=DatabaseTLS, description="TLS to the database ([database] enable_ssl, ssl_*).")
     reader: DatabaseReader | None = Field(None, description="Optional read replica ([database_reader]).")
 
 
 class RedisSentinel(_Model):
     master: Text = Field(min_length=1, description="QueuedTracking sentinelMasterName.")
-    addresses: list[_matching(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$", "must be host:port")] = Field(
+    addresses: list[_matching(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$", "is not host:port (write it like sentinel-1:26379)")] = Field(
         min_length=1, description="Sentinel host:port pairs (QueuedTracking redisHost/redisPort lists)."
     )
 
@@ -327,9 +421,11 @@ class RedisCache(_Model):
 
 
 class Plugin(_Model):
-    name: _matching(r"^[A-Za-z][A-Za-z0-9]{0,59}$", "must be a Matomo plugin name such as QueuedTracking")
+    name: _matching(r"^[A-Za-z][A-Za-z0-9]{0,59}$", "is not a Matomo plugin name (write it like QueuedTracking)") = Field(
+        description="The plugin's name as the marketplace spells it, e.g. QueuedTracking."
+    )
     version: Version = Field(description="The plugin's own release (not Matomo's version).")
-    sha256: _matching(r"^[a-f0-9]{64}$", "must be 64 lowercase hex digits") | None = Field(
+    sha256: _matching(r"^[a-f0-9]{64}$", "is not a SHA-256 sum (write its 64 hex digits in lowercase)") | None = Field(
         None, description="SHA-256 of the marketplace zip, checked when the image is built."
     )
 
@@ -350,7 +446,7 @@ DownloadUrl = _matching(
     "must be an http(s) URL of letters, digits and - . _ ~ / % + = & ? , @ : only "
     "(no quotes, spaces, $, `, ; or other shell characters)",
 )
-Sha256 = _matching(r"^[a-f0-9]{64}$", "must be 64 lowercase hex digits")
+Sha256 = _matching(r"^[a-f0-9]{64}$", "is not a SHA-256 sum (write its 64 hex digits in lowercase)")
 
 
 class GeoIP(_Model):
@@ -364,7 +460,7 @@ class GeoIP(_Model):
         "Strongly recommended: without it the build says so loudly and prints the sum to pin.",
     )
     file: _matching(
-        r"^[A-Za-z0-9][A-Za-z0-9._-]{0,90}\.mmdb$", "must be a file name ending in .mmdb, such as DBIP-City.mmdb"
+        r"^[A-Za-z0-9][A-Za-z0-9._-]{0,90}\.mmdb$", "is not a .mmdb file name (write it like DBIP-City.mmdb)"
     ) = Field(
         "DBIP-City.mmdb",
         description="File name in Matomo's misc/ directory. Matomo only looks for names it knows: "
@@ -409,11 +505,11 @@ class Secrets(_Model):
         "'nomad/jobs' is readable by every job in the namespace). Vault: the KV v2 read path, "
         "e.g. 'kv/data/matomo' (required).",
     )
-    vault_role: _matching(r"^[A-Za-z0-9_.-]{1,128}$", "must be a Vault role name: letters, digits, _ . -") | None = Field(
+    vault_role: _matching(r"^[A-Za-z0-9_.-]{1,128}$", "is not a Vault role name (use letters, digits, _ . -)") | None = Field(
         None, description="Vault workload-identity role for the jobs' vault block (Nomad 1.7+)."
     )
     vault_policies: list[
-        _matching(r"^[A-Za-z0-9_.-]{1,128}$", "must be a Vault policy name: letters, digits, _ . -")
+        _matching(r"^[A-Za-z0-9_.-]{1,128}$", "is not a Vault policy name (use letters, digits, _ . -)")
     ] = Field(
         default_factory=list,
         description="Vault policies for the legacy token workflow (vault { policies = [...] }): what Nomad "
@@ -449,7 +545,7 @@ class Secrets(_Model):
         else:
             if not self.path or "/data/" not in f"/{self.path}" or not re.match(r"^[A-Za-z0-9_./-]+$", self.path):
                 raise ValueError(
-                    "@path: must be a Vault KV v2 read path such as 'kv/data/matomo' (with /data/)"
+                    "@path: is not a Vault KV v2 read path (write it with /data/, like 'kv/data/matomo')"
                 )
         return self
 
@@ -474,28 +570,58 @@ class Role(str, Enum):
 
 
 class Constraint(_Model):
-    attribute: Text = Field(description="e.g. ${attr.kernel.name} or ${meta.tier}.")
+    """A Nomad `constraint` block on the role's group."""
+
+    attribute: Text = Field(
+        "",
+        description="What the constraint examines, e.g. ${attr.kernel.name} or ${meta.tier}. Required, "
+        "except with distinct_hosts, which takes none.",
+    )
     operator: Literal[
         "=", "!=", ">", ">=", "<", "<=", "distinct_hosts", "distinct_property",
         "regexp", "set_contains", "set_contains_any", "version", "semver", "is_set", "is_not_set",
-    ] = "="
-    value: Text = ""
+    ] = Field("=", description="Nomad's comparison operator.")
+    value: Text = Field(
+        "",
+        description="What the attribute is compared with. For distinct_hosts: empty or \"true\" (every "
+        "allocation of the role on its own client), or \"false\".",
+    )
+
+    @model_validator(mode="after")
+    def _attribute_fits_operator(self) -> "Constraint":
+        # Nomad's Constraint.Validate: every operator but distinct_hosts needs an LTarget;
+        # distinct_hosts reads only its value, as a boolean, empty meaning true.
+        if self.operator == "distinct_hosts":
+            if self.attribute:
+                raise ValueError("@attribute: distinct_hosts takes no attribute (remove it)")
+            if self.value not in ("", "true", "false"):
+                raise ValueError("@value: distinct_hosts takes \"true\" or \"false\" (or no value, meaning true)")
+        elif not self.attribute:
+            raise ValueError(f"@attribute: is required with operator {self.operator!r} (name what to compare, e.g. ${{meta.tier}})")
+        return self
 
 
 class Update(_Model):
     max_parallel: int = Field(1, ge=0, description="Allocations updated at once (0 disables deployments).")
-    min_healthy_time: Duration = "10s"
-    healthy_deadline: Duration = "5m"
-    progress_deadline: Duration = "10m"
-    auto_revert: bool = True
-    canary: int = Field(0, ge=0)
-    auto_promote: bool = False
+    min_healthy_time: Duration = Field(
+        "10s", description="How long an allocation must stay healthy before it counts as healthy."
+    )
+    healthy_deadline: Duration = Field(
+        "5m", description="How long an allocation may take to become healthy before it counts as failed."
+    )
+    progress_deadline: Duration = Field(
+        "10m", description="How long a deployment may go without an allocation turning healthy before it fails."
+    )
+    auto_revert: bool = Field(True, description="Go back to the last stable job version when a deployment fails.")
+    canary: int = Field(0, ge=0, description="Canary allocations placed first, next to the old ones (0: none).")
+    auto_promote: bool = Field(False, description="Promote the canaries once they are all healthy (needs canary > 0).")
 
     @model_validator(mode="after")
     def _deadlines(self) -> "Update":
         if nanoseconds(self.progress_deadline) <= nanoseconds(self.healthy_deadline):
             raise ValueError(
-                "@progress_deadline: must be longer than healthy_deadline (Nomad refuses the job otherwise)"
+                "@progress_deadline: must be longer than healthy_deadline, or Nomad refuses the job "
+                "(raise progress_deadline)"
             )
         if self.auto_promote and not self.canary:
             raise ValueError("@auto_promote: needs canary > 0 (set canary or turn auto_promote off)")
@@ -503,19 +629,23 @@ class Update(_Model):
 
 
 class Restart(_Model):
-    attempts: int = Field(3, ge=0)
-    interval: Duration = "30m"
-    delay: Duration = "15s"
-    mode: Literal["fail", "delay"] = "fail"
+    attempts: int = Field(3, ge=0, description="Restarts allowed within interval (0: none).")
+    interval: Duration = Field("30m", description="The window the attempts are counted in.")
+    delay: Duration = Field("15s", description="Wait before each restart.")
+    mode: Literal["fail", "delay"] = Field(
+        "fail",
+        description="When the attempts are used up: 'fail' the allocation (Nomad may reschedule it), or "
+        "'delay' until the interval is over and try again.",
+    )
 
 
-HeaderName = _matching(r"^[A-Za-z0-9-]{1,128}$", "must be an HTTP header name: letters, digits and -")
+HeaderName = _matching(r"^[A-Za-z0-9-]{1,128}$", "is not an HTTP header name (use letters, digits and -)")
 
 
 class HealthCheck(_Model):
     path: Text = Field(description="HTTP path the check requests.")
-    interval: Duration = "10s"
-    timeout: Duration = "3s"
+    interval: Duration = Field("10s", description="Time between checks (at least 1s).")
+    timeout: Duration = Field("3s", description="How long one check may take (at least 1s).")
     headers: dict[HeaderName, list[Text]] = Field(
         default_factory=lambda: {"X-Forwarded-Proto": ["https"]},
         description="Request headers. X-Forwarded-Proto: https keeps force_ssl from redirecting the check.",
@@ -525,45 +655,87 @@ class HealthCheck(_Model):
     @classmethod
     def _absolute(cls, value: str) -> str:
         if not value.startswith("/"):
-            raise ValueError("must start with /")
+            raise ValueError("must start with / (write it like /matomo.php)")
         return value
 
     @field_validator("interval", "timeout")
     @classmethod
     def _at_least_a_second(cls, value: str) -> str:
         if nanoseconds(value) < 10**9:
-            raise ValueError("is shorter than 1s, Nomad's minimum for checks")
+            raise ValueError("is shorter than 1s, Nomad's minimum for checks (use 1s or more)")
         return value
 
 
 ServiceName = _matching(
     r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
-    "must be an RFC 1123 name under 64 characters: lowercase letters, digits and -",
+    "is not an RFC 1123 service name (use up to 63 lowercase letters, digits and -, not at either end)",
 )
 
 
 class Service(_Model):
-    enabled: bool = True
-    name: ServiceName | None = Field(None, description="Default: <deployment name>-<role>.")
-    tags: list[Text] = Field(default_factory=list)
+    enabled: bool = Field(True, description="Register the service (false: no service block, and no check).")
+    name: ServiceName | None = Field(None, description="The service's name; unset: <deployment name>-<role>.")
+    tags: list[Text] = Field(
+        default_factory=list, description="Service tags, e.g. for a load balancer such as Traefik or Fabio."
+    )
     provider: Literal["consul", "nomad"] = Field(
         "nomad", description="'nomad' needs no Consul; 'consul' registers in Consul's catalog."
     )
-    check: HealthCheck | None = None
+    check: HealthCheck | None = Field(
+        None,
+        description="The service's HTTP health check; a table changes only the keys it names. "
+        "false: no check (deployments then wait for the tasks to run, not to answer).",
+        json_schema_extra=lambda schema: schema["anyOf"].insert(1, {"const": False}),
+    )
+
+    @field_validator("check", mode="before")
+    @classmethod
+    def _check_false(cls, value: Any) -> Any:
+        # TOML has no null: `check = false` is how a file says "no health check".
+        if value is False:
+            return None
+        if value is True:
+            raise ValueError(
+                "true is not a health check (leave check out to keep the role's default check, write a "
+                "table with path = \"/...\" for your own, or check = false for none)"
+            )
+        return value
 
 
 class _RoleBase(_Model):
     cpu: int = Field(500, ge=1, description="CPU in MHz.")
     memory: int = Field(512, ge=10, description="Memory in MB.")
     memory_max: int | None = Field(None, description="Memory oversubscription limit in MB (>= memory).")
-    constraints: list[Constraint] = Field(default_factory=list)
-    restart: Restart = Field(default_factory=Restart)
-    env: dict[EnvName, Text] = Field(default_factory=dict, description="Extra environment variables.")
+    constraints: list[Constraint] = Field(
+        default_factory=list,
+        description="Nomad constraint blocks on the role's group: where its allocations may run, e.g. "
+        "{ attribute = \"${meta.tier}\", value = \"web\" } or { operator = \"distinct_hosts\" }.",
+    )
+    restart: Restart = Field(
+        default_factory=Restart, description="Nomad restart block: how a failed task is restarted in place."
+    )
+    env: dict[EnvName, EnvValue] = Field(
+        default_factory=dict,
+        description="Extra environment variables. A value { secret = \"<key>\" } is read from the secret "
+        "store at run time (a template with env = true), exactly as stored; credentials must be written so.",
+    )
     settings: Settings = Field(
         default_factory=dict,
         description="Extra config.ini.php settings for this role only, by section; they win over "
         "the deployment-wide settings.",
     )
+
+    @field_validator("env")
+    @classmethod
+    def _no_literal_credentials(cls, env: dict[str, object]) -> dict[str, object]:
+        errors = [
+            f"@{name}: is a credential written as plain text ({literal_fix(name.lower())})"
+            for name, value in env.items()
+            if not isinstance(value, SecretRef) and value != "" and is_credential(name)
+        ]
+        if errors:
+            raise ValueError("\n".join(errors))
+        return env
 
     @model_validator(mode="after")
     def _memory_max(self) -> "_RoleBase":
@@ -573,8 +745,12 @@ class _RoleBase(_Model):
 
 
 class _ServiceRoleBase(_RoleBase):
-    count: int = Field(1, ge=0, le=1000)
-    update: Update = Field(default_factory=Update)
+    count: int = Field(1, ge=0, le=1000, description="Allocations of the role.")
+    update: Update = Field(
+        default_factory=Update,
+        description="Nomad update block: how a new job version rolls out. Its health_check mode follows the "
+        "service: 'checks' with a health check, 'task_states' without.",
+    )
 
 
 def _check(path: str) -> HealthCheck:
@@ -589,7 +765,7 @@ class AdminRole(_ServiceRoleBase):
 
 
 class IngestionRole(_ServiceRoleBase):
-    count: int = Field(2, ge=0, le=1000)
+    count: int = Field(2, ge=0, le=1000, description="Allocations of the role: two, so tracking survives one node.")
     service: Service = Field(
         default_factory=lambda: Service(check=_check("/matomo.php")),
         description="Defaults to a check of matomo.php with X-Forwarded-Proto: https.",
@@ -653,7 +829,7 @@ class Schedule(_Model):
                 "(write 5 fields: minute hour day month weekday)"
             )
         if len(fields) != 5 or not all(re.match(r"^[0-9A-Za-z*/,?LW#-]+$", f) for f in fields):
-            raise ValueError("is not a 5-field cron expression such as '5 * * * *'")
+            raise ValueError("is not a 5-field cron expression (write it like '5 * * * *': minute hour day month weekday)")
         return value
 
     @field_validator("time_zone")
@@ -670,18 +846,30 @@ def _iana_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("is not an IANA time zone such as Europe/Berlin") from None
+        raise ValueError("is not an IANA time zone (write it like Europe/Berlin, or UTC)") from None
     return value
 
 
 class ArchiveOptions(_Model):
-    concurrent_requests_per_website: int | None = Field(None, ge=1)
-    concurrent_archivers: int | None = Field(None, ge=1)
-    force_idsites: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
-    skip_all_segments: bool = False
-    disable_scheduled_tasks: bool = False
-    max_websites_to_process: int | None = Field(None, ge=1, description="Matomo 5+.")
-    max_archives_to_process: int | None = Field(None, ge=1, description="Matomo 5+.")
+    concurrent_requests_per_website: int | None = Field(
+        None, ge=1, description="core:archive --concurrent-requests-per-website (unset: Matomo's own, 3)."
+    )
+    concurrent_archivers: int | None = Field(
+        None, ge=1, description="core:archive --concurrent-archivers: archivers allowed to run at once (unset: no limit)."
+    )
+    force_idsites: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list, description="core:archive --force-idsites: archive only these site ids (empty: all)."
+    )
+    skip_all_segments: bool = Field(False, description="core:archive --skip-all-segments.")
+    disable_scheduled_tasks: bool = Field(
+        False, description="core:archive --disable-scheduled-tasks: do not run Matomo's scheduled tasks."
+    )
+    max_websites_to_process: int | None = Field(
+        None, ge=1, description="core:archive --max-websites-to-process (Matomo 5+)."
+    )
+    max_archives_to_process: int | None = Field(
+        None, ge=1, description="core:archive --max-archives-to-process (Matomo 5+)."
+    )
     extra_args: list[Text] = Field(default_factory=list, description="More core:archive arguments, passed as given.")
 
     @field_validator("extra_args")
@@ -705,8 +893,8 @@ class ArchiverRole(_RoleBase):
         "core/Console.php), not only when it failed, and a restart reruns the whole archive; the next "
         "scheduled launch is the retry.",
     )
-    schedule: Schedule = Field(default_factory=Schedule)
-    archive: ArchiveOptions = Field(default_factory=ArchiveOptions)
+    schedule: Schedule = Field(default_factory=Schedule, description="When the periodic job launches core:archive.")
+    archive: ArchiveOptions = Field(default_factory=ArchiveOptions, description="core:archive's options.")
     kill_timeout: Duration = Field(
         "2m", description="Grace period before a stopped run is killed (clients cap it at max_kill_timeout)."
     )
@@ -730,11 +918,21 @@ class SetupRole(_RoleBase):
 
 
 class Roles(_Model):
-    admin: AdminRole = Field(default_factory=AdminRole)
-    ingestion: IngestionRole = Field(default_factory=IngestionRole)
-    queue_processor: QueueProcessorRole = Field(default_factory=QueueProcessorRole)
-    archiver: ArchiverRole = Field(default_factory=ArchiverRole)
-    setup: SetupRole = Field(default_factory=SetupRole)
+    admin: AdminRole = Field(default_factory=AdminRole, description="The UI and API (job <name>-admin).")
+    ingestion: IngestionRole = Field(
+        default_factory=IngestionRole, description="Tracking only, in maintenance mode (job <name>-ingestion)."
+    )
+    queue_processor: QueueProcessorRole = Field(
+        default_factory=QueueProcessorRole,
+        description="Replays QueuedTracking's Redis queues into the database (job <name>-queue-processor).",
+    )
+    archiver: ArchiverRole = Field(
+        default_factory=ArchiverRole, description="core:archive on a schedule (periodic job <name>-archiver)."
+    )
+    setup: SetupRole = Field(
+        default_factory=SetupRole,
+        description="The one-shot job that installs or updates the database before the others (<name>-setup).",
+    )
 
 
 _LOGIN = r"^[A-Za-z0-9_.@-]{2,100}$"
@@ -745,18 +943,18 @@ class Install(_Model):
 
     Without this table, a setup job that finds an empty database stops and names it."""
 
-    superuser_login: _matching(_LOGIN, "must be 2-100 letters, digits, _ . @ or - (Matomo's login rule)") = Field(
+    superuser_login: _matching(_LOGIN, "is not a Matomo login (use 2-100 letters, digits, _ . @ or -)") = Field(
         description="Login of the first superuser; the password is the secret secrets.superuser_password_key."
     )
     superuser_email: _matching(
-        r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$", "must be an email address such as admin@example.com"
+        r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$", "is not an email address (write it like admin@example.com)"
     ) = Field(description="Email address of the first superuser.")
     site_name: Text | None = Field(None, min_length=1, description="Name of the first website. Default: the first host.")
     site_url: _matching(
-        r"^https?://[^\s\x00-\x1f]+$", "must be an http(s) URL such as https://www.example.com"
+        r"^https?://[^\s\x00-\x1f]+$", "is not an http(s) URL (write it like https://www.example.com)"
     ) | None = Field(None, description="URL of the first website. Default: https://<first host>.")
     timezone: str = Field("UTC", description="Time zone of the first website (IANA name or UTC).")
-    currency: _matching(r"^[A-Z]{3}$", "must be a three-letter ISO 4217 code such as EUR") = Field(
+    currency: _matching(r"^[A-Z]{3}$", "is not an ISO 4217 currency code (write three capitals, like EUR)") = Field(
         "USD", description="Currency of the first website."
     )
 
@@ -815,9 +1013,53 @@ def _check_settings(settings: Settings) -> Settings:
                     f"@{section}.{key}: an empty list cannot be written to config.ini.php "
                     "(remove the key: Matomo keeps global.ini.php's default)"
                 )
+            elif not isinstance(value, SecretRef) and value != "" and is_credential(key):
+                # The deployment file and the jobs would carry it in clear (_credentials).
+                suggestion = derived_key(section, key, set())
+                errors.append(f"@{section}.{key}: is a credential written as plain text ({literal_fix(suggestion)})")
     if errors:
         raise ValueError("\n".join(errors))
     return settings
+
+
+class Monitoring(_Model):
+    """Thresholds of the queue checks (`status --redis`) and of the alerting rules (`alerts`)."""
+
+    max_request_age: Duration = Field(
+        "10m", description="status --redis warns when a queue's oldest waiting request is older than this."
+    )
+    unworked_for: Duration = Field(
+        "5m",
+        description="Alert when a queue holds at least requests_per_batch requests and no processor has "
+        "held its lock (QueuedTrackingLock<id>) for this long.",
+    )
+    backlog_growing_for: Duration = Field(
+        "15m", description="Alert when the total backlog has grown, and is above one batch, for this long."
+    )
+    queue_behind_factor: float = Field(
+        10.0,
+        ge=2,
+        description="Alert when one queue's backlog is above this many times the average queue's and above "
+        "one batch: visitors hashing to it (e.g. all-zero visitor ids, queue 0) wait alone.",
+    )
+    redis_memory_ratio: float = Field(
+        0.8, gt=0, le=1, description="Warn (status --redis) and alert when Redis uses this share of maxmemory."
+    )
+    restarts: int = Field(3, ge=1, description="Alert when a role's allocations restart more than this often in an hour.")
+    prometheus_selector: str = Field(
+        "",
+        description='Extra PromQL label matchers for the Redis series in the alerting rules, e.g. '
+        'instance="queue-exporter:9121", when one Prometheus watches several Redis instances.',
+    )
+
+    @field_validator("prometheus_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        from ._alerts import valid_selector
+
+        if not valid_selector(value):
+            raise ValueError('is not a list of PromQL label matchers (write it like job="redis", instance=~"q.*")')
+        return value
 
 
 class Deployment(_Model):
@@ -827,30 +1069,43 @@ class Deployment(_Model):
         description="Deployment name: job ids are <name>-admin, <name>-ingestion, "
         "<name>-queue-processor, <name>-archiver and <name>-setup.",
     )
-    datacenters: list[NomadName] = Field(default_factory=lambda: ["*"], min_length=1)
-    region: NomadName = "global"
-    namespace: NomadName = "default"
+    datacenters: list[NomadName] = Field(
+        default_factory=lambda: ["*"], min_length=1, description="Nomad datacenters the jobs may run in ('*': any)."
+    )
+    region: NomadName = Field(
+        "global",
+        description="Nomad region of the jobs. Written here it wins over NOMAD_REGION; the --region flag wins over both.",
+    )
+    namespace: NomadName = Field(
+        "default",
+        description="Nomad namespace of the jobs. Written here it wins over NOMAD_NAMESPACE; the --namespace flag "
+        "wins over both.",
+    )
     node_pool: NomadName = Field("default", description="Nomad node pool (Nomad 1.6+).")
-    priority: int = Field(50, ge=1, le=100)
+    priority: int = Field(50, ge=1, le=100, description="Nomad job priority, 1-100.")
     nomad_version: Version = Field(
         "1.6.0",
         description="The oldest Nomad version the jobs must run on; `validate` refuses features it lacks "
         "(node pools need 1.6, Vault workload identity 1.7).",
     )
-    matomo: MatomoSpec
+    matomo: MatomoSpec = Field(description="The Matomo version and the image every role runs.")
     hosts: list[PublicHost] = Field(
         min_length=1,
         description="Public host names: [General] trusted_hosts[]; the first is the archiver's --url.",
     )
-    proxy: Proxy = Field(default_factory=Proxy)
-    database: Database
-    redis: Redis
+    proxy: Proxy = Field(
+        default_factory=Proxy, description="The reverse proxies in front of Matomo: [General] proxy_* and force_ssl."
+    )
+    database: Database = Field(description="Matomo's MySQL/MariaDB database ([database]).")
+    redis: Redis = Field(description="QueuedTracking's Redis, where tracking requests wait ([QueuedTracking]).")
     redis_cache: RedisCache | None = Field(None, description="Optional Redis cache backend for Matomo.")
     plugins: list[Plugin] = Field(
         default_factory=_default_plugins,
         description="Plugins baked into the image, with their own versions. QueuedTracking is required.",
     )
-    secrets: Secrets = Field(default_factory=Secrets)
+    secrets: Secrets = Field(
+        default_factory=Secrets, description="Where the jobs read the salt and passwords at run time, and under which keys."
+    )
     install: Install | None = Field(
         None,
         description="The first superuser and website, created by the setup job in an empty database "
@@ -861,11 +1116,17 @@ class Deployment(_Model):
         description="Extra config.ini.php settings for every role, by section, e.g. "
         "[settings.General] login_allow_logme = 0.",
     )
-    roles: Roles = Field(default_factory=Roles)
+    roles: Roles = Field(
+        default_factory=Roles, description="Each job's resources, count and settings; a table changes only the keys it names."
+    )
     image: ImageBuild = Field(
         default_factory=ImageBuild,
         description="How `matomo-nomad image` builds matomo.image: the official image's variant and "
         "the GeoIP database (the plugins are the plugins list).",
+    )
+    monitoring: Monitoring = Field(
+        default_factory=Monitoring,
+        description="Thresholds of `status --redis` and of the Prometheus alerting rules `matomo-nomad alerts` writes.",
     )
 
     @field_validator("plugins")
@@ -897,11 +1158,58 @@ class Deployment(_Model):
             # (SystemSettings.php 199, NumberRange(1, 16)) is enforced.
             errors.append(
                 f"roles.queue_processor.queues: {queues} queues, but QueuedTracking "
-                f"{self.queued_tracking.version} allows at most 16 (5.1.0 raised it to 4096)"
+                f"{self.queued_tracking.version} allows at most 16 (use 16 or fewer, or QueuedTracking 5.1.0 "
+                "or later, which allows 4096)"
             )
         if errors:
             raise ValueError("\n".join(errors))
         return self
+
+    @model_validator(mode="after")
+    def _secret_references(self) -> "Deployment":
+        # A { secret = "..." } naming a key matomo-nomad manages would read (or make
+        # `secrets init` write) the salt or a password meant for something else.
+        managed = {
+            getattr(self.secrets, name): name
+            for name in type(self.secrets).model_fields
+            if name.endswith("_key") and isinstance(getattr(self.secrets, name), str)
+        }
+        errors: list[str] = []
+        for where, value in self.secret_references():
+            if value.key in managed:
+                section, key = where.split(".")[-2:]
+                other = derived_key("" if section == "env" else section, key, set(managed))
+                errors.append(
+                    f"{where}: names the secret key {json.dumps(value.key)}, which is secrets.{managed[value.key]} "
+                    f"(name a key of its own, e.g. {{ secret = {json.dumps(other)} }})"
+                )
+        if self.database.db_schema not in (None, "Mysql") and _version_tuple(self.matomo.version) < (5, 1):
+            errors.append(
+                f"database.schema: {self.database.db_schema} needs Matomo 5.1.0 or later (core/Db/Schema/), but "
+                f"matomo.version is {self.matomo.version} (use Mysql, or a newer Matomo)"
+            )
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    def secret_references(self) -> list[tuple[str, SecretRef]]:
+        """Every `{ secret = "..." }` in settings and env, with where it is."""
+        found = [
+            (f"settings.{section}.{key}", value)
+            for section, values in self.settings.items()
+            for key, value in values.items()
+            if isinstance(value, SecretRef)
+        ]
+        for role in Role:
+            spec = getattr(self.roles, role.value)
+            found += [
+                (f"roles.{role.value}.settings.{section}.{key}", value)
+                for section, values in spec.settings.items()
+                for key, value in values.items()
+                if isinstance(value, SecretRef)
+            ]
+            found += [(f"roles.{role.value}.env.{name}", value) for name, value in spec.env.items() if isinstance(value, SecretRef)]
+        return found
 
     @property
     def queued_tracking(self) -> Plugin:
@@ -921,11 +1229,39 @@ def json_schema() -> dict[str, Any]:
     (editors show descriptions on hover, rarely the `default` keyword)."""
     import json
 
-    schema = Deployment.model_json_schema()
+    from pydantic.json_schema import GenerateJsonSchema
+
+    changed = "x-matomo-nomad-changed"  # a table default's own keys; removed below
+
+    class WithEveryDefault(GenerateJsonSchema):
+        """Also the defaults that come from a factory (lists, maps, tables), which
+        pydantic leaves out of the schema."""
+
+        def get_default_value(self, schema: Any) -> Any:
+            factory = schema.get("default_factory")
+            if factory is not None and not schema.get("default_factory_takes_data"):
+                return factory()
+            return super().get_default_value(schema)
+
+        def default_schema(self, schema: Any) -> Any:
+            result = super().default_schema(schema)
+            default = self.get_default_value(schema)
+            if isinstance(default, BaseModel) and "default" in result:
+                # The keys this table's default sets itself: the rest are its keys' own defaults.
+                result[changed] = {name: result["default"][name] for name in default.model_fields_set}
+            return result
+
+    schema = Deployment.model_json_schema(schema_generator=WithEveryDefault)
 
     def annotate(node: object) -> None:
         if isinstance(node, dict):
-            if "default" in node:
+            if changed in node:
+                own = node.pop(changed)
+                shown = "its keys' own defaults" + (
+                    f", except {json.dumps(own, ensure_ascii=False)}" if own else ""
+                )
+                node["description"] = (node.get("description", "").rstrip() + f" Default: {shown}.").lstrip()
+            elif "default" in node:
                 shown = json.dumps(node["default"], ensure_ascii=False)
                 node["description"] = (node.get("description", "").rstrip() + f" Default: {shown}.").lstrip()
             for child in node.values():

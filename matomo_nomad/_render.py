@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import jinja2
 
-from . import _apijson, _hcl
+from . import _apijson, _envfile, _hcl
 from ._checks import check, refuse_errors
 from ._ini import ENCODER_DEFINITION, section_lines
 from ._model import Deployment, Role
@@ -122,6 +122,9 @@ def job_hcl(job: RoleJob, config: str, secret_templates: list[str]) -> str:
             {"template": text, "destination": file.destination, "perms": _apijson.SECRET_FILE_PERMS}
             for file, text in zip(job.secret_files, secret_templates, strict=True)
         ],
+        env_template=_envfile.for_job(job),
+        env_destination=_envfile.DESTINATION,
+        env_perms=_apijson.SECRET_FILE_PERMS,
     )
 
 

@@ -55,6 +55,14 @@ META_SETUP = "matomo_nomad_setup"
 """Job meta: the fingerprint of what the setup job prepared the database for."""
 META_QUEUES = "matomo_nomad_queues"
 """Job meta: QueuedTracking's numQueueWorkers the jobs were rendered with."""
+META_PLUGINS = "matomo_nomad_plugins"
+"""Job meta: the plugins baked into the image, `Name=version` by name, comma-separated
+(with `matomo_version`, what `run` compares to tell an upgrade from a downgrade)."""
+
+
+def plugin_versions(d: Deployment) -> str:
+    """The value of META_PLUGINS: "QueuedTracking=5.2.0,SecurityInfo=5.0.1"."""
+    return ",".join(f"{p.name}={p.version}" for p in sorted(d.plugins, key=lambda p: p.name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +150,8 @@ class RoleJob:
     secrets: SecretSource
     config: list[Section] = field(default_factory=list)
     secret_files: list[SecretFile] = field(default_factory=list)
+    secret_env: dict[str, str] = field(default_factory=dict)
+    """Environment variables read from the secret store: name -> secret key (`_envfile`)."""
 
     @property
     def secret_keys(self) -> list[str]:
@@ -151,7 +161,9 @@ class RoleJob:
             for value in section.values.values():
                 if isinstance(value, SecretRef) and value.key not in keys:
                     keys.append(value.key)
-        keys.extend(f.key for f in self.secret_files if f.key not in keys)
+        for key in [f.key for f in self.secret_files] + list(self.secret_env.values()):
+            if key not in keys:
+                keys.append(key)
         return keys
 
 
@@ -204,12 +216,19 @@ def _role_job(d: Deployment, role: Role) -> RoleJob:
             "matomo_version": d.matomo.version,
             META_SETUP: setup_fingerprint(d),
             META_QUEUES: str(d.roles.queue_processor.queues),
+            META_PLUGINS: plugin_versions(d),
         },
         count=spec.count if is_service else 1,
         image=d.matomo.image,
         command=command,
         args=args,
-        env={**(_install_env(d) if role is Role.setup else {}), **spec.env},
+        # A secret's value never enters the job: it comes from a template with env = true.
+        env={
+            name: value
+            for name, value in {**(_install_env(d) if role is Role.setup else {}), **spec.env}.items()
+            if not isinstance(value, SecretRef)
+        },
+        secret_env={name: value.key for name, value in spec.env.items() if isinstance(value, SecretRef)},
         cpu=spec.cpu,
         memory=spec.memory,
         memory_max=spec.memory_max,
@@ -360,6 +379,8 @@ def _config(d: Deployment, role: Role) -> list[Section]:
     }
     if db.collation is not None:
         database["collation"] = db.collation
+    if db.db_schema is not None:
+        database["schema"] = db.db_schema
     database.update(_database_tls(d))
     sections = [Section("database", database)]
 

@@ -1,8 +1,10 @@
 """The secrets the rendered jobs read: where they live, creating them, checking them.
 
 What is expected is derived from the per-role decisions themselves (`_roles`): every
-secret reference in a role's config.ini.php, at the path its template reads. So the
-paths and keys here are exactly the ones the templates use, by construction.
+secret reference in a role's config.ini.php (the built-in keys and any setting written
+`{ secret = "<key>" }`), its secret files and its secret environment variables, at the
+path its templates read. So the paths and keys here are exactly the ones the templates
+use, by construction.
 
 Values are never printed, logged or put in an error message; only paths and key names.
 The salt is special: it hashes every token and session, must be the same on every

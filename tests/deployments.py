@@ -22,6 +22,10 @@ SECRETS = {
     "redis_cache_password": "c" + HOSTILE,
     # Read as a file, raw: its trailing newline and spaces are part of it.
     "superuser_password": " su" + HOSTILE + "\n",
+    # A setting's secret (config.ini.php) and an environment variable's (an env template,
+    # read back by go-envparse): every control character but NUL, quotes, backslashes.
+    "mail_password": "m" + HOSTILE,
+    "smtp_token": ' t"\\' + HOSTILE + "".join(chr(c) for c in range(1, 32)) + "\x7f #x '",
 }
 
 
@@ -42,6 +46,7 @@ def everything() -> dict[str, Any]:
             "tls": {"enabled": True, "ca": "/etc/ssl/" + HOSTILE, "verify": False},
             "reader": {"host": "10.0.0.7", "port": 3307, "user": "reader"},
             "collation": "utf8mb4_unicode_520_ci",
+            "schema": "Mariadb",
         }
     )
     data["proxy"]["assume_secure_protocol"] = True
@@ -60,12 +65,13 @@ def everything() -> dict[str, Any]:
     data["settings"] = {
         "General": {"login_allow_logme": False, "some_text": HOSTILE, "ratio": 0.25, "count": 7, "hosts_list": ["a", HOSTILE]},
         "Tracker": {"ignore_visits_cookie_name": "x" + HOSTILE},
+        "mail": {"host": "smtp.example.org", "password": {"secret": "mail_password"}},
     }
     roles = data["roles"]
     roles["admin"].update(
         {
             "memory_max": 1024,
-            "env": {"PHP_MEMORY_LIMIT": "512M", "HOSTILE": HOSTILE},
+            "env": {"PHP_MEMORY_LIMIT": "512M", "HOSTILE": HOSTILE, "SMTP_TOKEN": {"secret": "smtp_token"}},
             "constraints": [{"attribute": "${attr.kernel.name}", "value": "linux"}, {"attribute": "${meta.tier}", "operator": "regexp", "value": HOSTILE}],
             "service": {"provider": "consul", "tags": ["ui", HOSTILE], "check": {"path": "/index.php?module=Login&x=" + HOSTILE, "headers": {"X-Forwarded-Proto": ["https"], "X-Odd": [HOSTILE]}}},
             "settings": {"General": {"some_text": "admin override"}},

@@ -38,16 +38,13 @@ from hypothesis import strategies as st
 from matomo_nomad import DeploymentError, Role, parse_deployment, render
 from matomo_nomad._ini import SecretRef
 from matomo_nomad._migrate import (
-    DEFAULT_PLUGINS,
     ImportResult,
-    _php_number,
-    decode_entities,
     deployment_toml,
     import_config,
     import_matomo_config,
-    php_float_text,
-    read_matomo_config,
+    matomo_plugins,
 )
+from matomo_nomad._php_ini import _php_number, decode_entities, php_float_text, read_matomo_config
 from matomo_nomad._roles import plan_roles
 from tests.oracles.runner import execute_template, php_read_config
 
@@ -399,7 +396,7 @@ def _read_keys(deployment: Any) -> set[str]:
 def _loosely_same(original: Any, rendered: Any) -> bool:
     """The same to Matomo: identical, or a bare 0/1 where the original had false/true
     (matomo-nomad writes booleans as 0/1), or the same text to PHP ("1" and 1)."""
-    from matomo_nomad._migrate import _php_text
+    from matomo_nomad._php_ini import php_text as _php_text
 
     if isinstance(original, list) or isinstance(rendered, list):
         return isinstance(original, list) and isinstance(rendered, list) and len(original) == len(rendered) and all(
@@ -411,7 +408,19 @@ def _loosely_same(original: Any, rendered: Any) -> bool:
         return int(original) == rendered
     if isinstance(original, (dict, type(None))) or isinstance(rendered, (dict, type(None))):
         return False
+    if isinstance(rendered, (int, float)) and isinstance(original, str) and _numeric(original):
+        # A number matomo-nomad writes as PHP spells it (0.0 as 0), where the original
+        # file's spelling left Matomo a numeric string ("0.0"): equal to PHP's ==.
+        return float(original) == rendered
     return _php_text(original) == _php_text(rendered)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip() == text
 
 
 def _noted(notes: list[str], section: str, key: str) -> bool:
@@ -467,8 +476,10 @@ def test_matomo5_round_trip_carries_reader_redis_and_cache(go_oracles) -> None:
     config = php_read_config(execute_template(go_oracles["tmplexec"], render(deployment)[Role.admin].config_template, stubs))
     for key in ("host", "port", "username", "password"):
         assert config["database_reader"][key] == original["database_reader"][key]
-    for key in ("redisHost", "redisPort", "redisDatabase", "redisPassword", "redisTimeout", "numQueueWorkers", "numRequestsToProcess"):
+    for key in ("redisHost", "redisPort", "redisDatabase", "redisPassword", "numQueueWorkers", "numRequestsToProcess"):
         assert _same(config["QueuedTracking"][key], original["QueuedTracking"][key]), key
+    # `redisTimeout = 0.0` leaves Matomo the string "0.0"; matomo-nomad writes 0.0 as PHP does, 0.
+    assert _loosely_same(original["QueuedTracking"]["redisTimeout"], config["QueuedTracking"]["redisTimeout"])
     for key in ("host", "port", "database", "timeout", "password"):
         assert _same(config["RedisCache"][key], original["RedisCache"][key]), key
     assert config["Cache"]["backend"] == "redis"
@@ -476,7 +487,10 @@ def test_matomo5_round_trip_carries_reader_redis_and_cache(go_oracles) -> None:
     assert config["General"]["proxy_ips"] == original["General"]["proxy_ips"]
     assert config["General"]["archiving_custom_ranges"] == ["last7", "previous30"]
     assert config["General"]["noreply_email_name"] == "Matomo & «Stats»"
-    assert "password" not in config["mail"]
+    # A credential setting: now a secret the template reads, Matomo gets it unchanged.
+    assert config["mail"]["password"] == original["mail"]["password"] == "m$il"
+    assert result.deployment["settings"]["mail"]["password"] == {"secret": "mail_password"}
+    assert config["database"]["schema"] == original["database"]["schema"] == "Mysql"
 
 
 def test_import_secrets_are_separate_and_never_in_the_toml() -> None:
@@ -495,8 +509,19 @@ def test_import_secrets_are_separate_and_never_in_the_toml() -> None:
         assert not [s for s in result.secrets.values() if s in repr(result)]
         assert "Secrets are NOT in this file" in text
     m5 = _import(MATOMO5)
-    assert set(m5.secrets) == {"salt", "database_password", "database_reader_password", "redis_password", "redis_cache_password"}
+    assert set(m5.secrets) == {
+        "salt", "database_password", "database_reader_password", "redis_password", "redis_cache_password", "mail_password"
+    }
     assert m5.secrets["redis_password"] == "qu$ue&pass"
+    # The credentials the import used to drop are stored too, under derived keys, and the
+    # deployment file names those keys.
+    m4 = _import(MATOMO4)
+    assert (m4.secrets["mail_password"], m4.secrets["loginldap_corp_admin_pass"]) == ("smtp-p&ss", "ld$p-b1nd")
+    assert m4.deployment["settings"]["mail"]["password"] == {"secret": "mail_password"}
+    assert m4.deployment["settings"]["LoginLdap_corp"]["admin_pass"] == {"secret": "loginldap_corp_admin_pass"}
+    text = deployment_toml(m4.deployment, notes=m4.notes)
+    assert 'password = { secret = "mail_password" }' in text
+    assert 'admin_pass = { secret = "loginldap_corp_admin_pass" }' in text
 
 
 def test_import_notes_dropped_and_changed_settings() -> None:
@@ -504,9 +529,11 @@ def test_import_notes_dropped_and_changed_settings() -> None:
     notes = "\n".join(m4.notes)
     assert "[General] enable_auto_update was not set (Matomo's default 1); matomo-nomad sets it to 0" in notes
     assert '[General] session_save_handler = "files" dropped' in notes
-    assert "[mail] password dropped" in notes and "smtp-p" not in notes
-    assert "[LoginLdap_corp] admin_pass dropped" in notes
-    assert "bake them into the image: TagManager, MarketingCampaignsReporting, LoginLdap" in notes
+    assert "[mail] password is a credential: stored as the secret mail_password" in notes and "smtp-p" not in notes
+    assert "[LoginLdap_corp] admin_pass is a credential: stored as the secret loginldap_corp_admin_pass" in notes
+    assert "bake them into the image: MarketingCampaignsReporting, LoginLdap (" in notes
+    assert "Shipped with Matomo but off by default: TagManager" in notes
+    assert "[database] schema" not in notes and m4.deployment["database"]["schema"] == "Mysql"
     assert "deactivated" in notes and "Feedback" in notes and "ProfessionalServices" in notes
     assert '[database] host = "127.0.0.1" kept' in notes
     assert "[log] log_writers[] includes file" in notes
@@ -527,9 +554,22 @@ def test_import_notes_dropped_and_changed_settings() -> None:
     assert "Plugins" not in d["settings"] and "PluginsInstalled" not in d["settings"]
 
 
-def test_default_plugin_set_covers_both_matomo_lines() -> None:
-    assert {"Login", "CoreHome", "Morpheus", "CustomDimensions", "JsTrackerInstallCheck", "PagePerformance"} <= DEFAULT_PLUGINS
-    assert not {"QueuedTracking", "TagManager", "SecurityInfo"} & DEFAULT_PLUGINS
+TREES = Path(__file__).parent / "fixtures" / "matomo-trees"
+
+
+@pytest.mark.parametrize("tag", sorted(p.name for p in TREES.iterdir() if (p / "plugins.json").is_file()))
+def test_matomo_plugins_are_the_releases_own(tag: str) -> None:
+    """The import's table of Matomo's own plugins, against the lists extracted from each
+    release's sources (global.ini.php, Manager::$pluginToAlwaysActivate, PluginList)."""
+    data = json.loads((TREES / tag / "plugins.json").read_text(encoding="utf-8"))
+    always = {data["manager_constants"].get(name.removeprefix("self::"), name) for name in data["always_activated"]}
+    active = (set(data["global_plugins"]) - set(data["release_strips"])) | always
+    off = {name for name in data["core_plugins_disabled_by_default"] if not name.startswith("Example")}
+    plugins = matomo_plugins(tag)
+    assert plugins.active == active
+    assert plugins.always == always
+    assert plugins.shipped_off == off
+    assert "CoreVue" in plugins.always and ("FeatureFlags" in plugins.always) == (tag >= "5.2")
 
 
 def _minimal(**general: Any) -> dict[str, dict[str, Any]]:
@@ -545,9 +585,28 @@ def test_import_refuses_what_cannot_become_a_deployment() -> None:
         import_config(broken, name="matomo", image=IMAGE)
     locations = [p.location for p in caught.value.problems]
     assert locations == ["[General] trusted_hosts[]", "[database] host", "[database] username", "[QueuedTracking] redisHost", "[General] salt"]
+    settings = _minimal()
+    settings["database"]["port"] = 70000
     with pytest.raises(DeploymentError) as caught:
-        import_config(_minimal(), name="Bad Name", image=IMAGE, redis_host="redis")
-    assert any(p.location == "name" and "imported" in p.message for p in caught.value.problems)
+        import_config(settings, name="matomo", image=IMAGE, redis_host="redis")
+    assert [(p.location, p.message.endswith("(from the imported config.ini.php)")) for p in caught.value.problems] == [
+        ("database.port", True)
+    ]
+
+
+def test_errors_in_values_given_name_the_argument_not_the_file() -> None:
+    """A value that came from a flag is blamed on the flag (--redis-host), one from the
+    file on the file."""
+    with pytest.raises(DeploymentError) as caught:
+        import_config(
+            _minimal(), name="Bad Name", image="registry/m:latest", redis_host="bad host!", hosts=["h/x"],
+            matomo_version="5", given_as={"name": "--name", "redis_host": "--redis-host"},
+        )
+    sources = {p.location.split("[")[0]: p.message.rsplit("(from ", 1)[1] for p in caught.value.problems}
+    assert sources == {
+        "name": "--name)", "matomo.image": "image)", "matomo.version": "matomo_version)", "hosts": "hosts)",
+        "redis.host": "--redis-host)",
+    }, caught.value.problems
 
 
 def test_hosts_and_redis_given_replace_the_file() -> None:
@@ -608,3 +667,66 @@ def test_toml_reads_back_to_the_same_deployment(path: Path) -> None:
     assert tomllib.loads(text) == result.deployment
     assert text.startswith("# matomo-nomad deployment file, imported from config.ini.php\\x0awith a newline.\n")
     assert parse_deployment(tomllib.loads(text)) == parse_deployment(result.deployment)
+
+
+# --- [database] schema -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "kept", "noted"),
+    [("Mysql", "Mysql", False), ("Mariadb", "Mariadb", False), ("MARIADB", "Mariadb", True), (" tidb ", "Tidb", True),
+     ("myisam", "Mysql", True), ("", "Mysql", True)],
+)
+def test_import_keeps_the_database_schema_as_matomo_loads_it(given: str, kept: str, noted: bool) -> None:
+    # core/Db/Schema.php 5.1.2, getSchemaClassName: trimmed, lowercased, capitalised;
+    # empty and myisam are Mysql. Kept, not dropped: Matomo 5 reads it.
+    settings = _minimal()
+    settings["database"]["schema"] = given
+    result = import_config(settings, name="matomo", image=IMAGE, redis_host="redis")
+    assert result.deployment["database"]["schema"] == kept
+    assert _noted(result.notes, "database", "schema") == noted
+    assert parse_deployment(result.deployment).database.db_schema == kept
+
+
+def test_import_refuses_a_schema_matomo_has_no_class_for() -> None:
+    settings = _minimal()
+    settings["database"]["schema"] = "Oracle"
+    with pytest.raises(DeploymentError) as caught:
+        import_config(settings, name="matomo", image=IMAGE, redis_host="redis")
+    assert [str(p) for p in caught.value.problems] == [
+        '[database] schema: is "Oracle", which Matomo has no schema class for (use Mysql, Mariadb or Tidb)'
+    ]
+
+
+def test_database_schema_is_written_in_global_ini_order_and_needs_matomo_5_1(go_oracles) -> None:
+    settings = _minimal()
+    settings["database"].update({"schema": "Mariadb", "collation": "utf8mb4_general_ci", "port": 3307})
+    result = import_config(settings, name="matomo", image=IMAGE, redis_host="redis", matomo_version="5.1.2")
+    deployment = parse_deployment(result.deployment)
+    stubs = {"nomad": {f"nomad/jobs/{deployment.job_id(role)}": dict(result.secrets) for role in Role}}
+    config = php_read_config(execute_template(go_oracles["tmplexec"], render(deployment)[Role.admin].config_template, stubs))
+    assert config["database"]["schema"] == "Mariadb"
+    assert list(config["database"]) == [
+        "host", "username", "password", "dbname", "tables_prefix", "port", "adapter", "schema", "charset", "collation"
+    ]
+    # The Mariadb and Tidb classes arrived in 5.1.0 (core/Db/Schema/): on 5.0 Matomo would not start.
+    with pytest.raises(DeploymentError) as caught:
+        import_config(settings, name="matomo", image=IMAGE, redis_host="redis", matomo_version="5.0.3")
+    assert [p.location for p in caught.value.problems] == ["database.schema"]
+    assert "needs Matomo 5.1.0 or later" in str(caught.value) and "(from the imported config.ini.php)" in str(caught.value)
+
+
+def test_import_never_asks_to_bake_a_plugin_matomo_ships() -> None:
+    # Without the Matomo version, a plugin any release ships (CoreVue from 4.6, FeatureFlags
+    # from 5.2, TagManager off by default) is Matomo's own; with it, that release decides.
+    settings = _minimal()
+    settings["Plugins"] = {"Plugins": ["Login", "CoreVue", "FeatureFlags", "TagManager", "TestRunner", "Custom1"]}
+    notes = "\n".join(import_config(settings, name="matomo", image=IMAGE, redis_host="redis").notes)
+    assert "so bake them into the image: Custom1 (" in notes
+    assert "Shipped with Matomo but off by default: TagManager" in notes
+    assert "Development plugins, which release builds and the image leave out: TestRunner" in notes
+    assert "CoreVue" not in notes and "FeatureFlags" not in notes
+    notes = "\n".join(import_config(settings, name="matomo", image=IMAGE, redis_host="redis", matomo_version="5.1.2").notes)
+    assert "Not shipped with Matomo 5.1.2, so bake them into the image: FeatureFlags, Custom1 (" in notes
+    notes = "\n".join(import_config(settings, name="matomo", image=IMAGE, redis_host="redis", matomo_version="4.5.0").notes)
+    assert "bake them into the image: CoreVue, FeatureFlags, Custom1 (" in notes

@@ -183,7 +183,7 @@ def test_import_writes_the_deployment_and_stores_the_file_s_secrets(fake_nomad, 
     from pathlib import Path
 
     from matomo_nomad import load_deployment
-    from matomo_nomad._migrate import read_matomo_config
+    from matomo_nomad._php_ini import read_matomo_config
 
     source = Path(__file__).parent / "migrate" / "matomo5.config.ini.php"
     original = read_matomo_config(source.read_text(encoding="utf-8"))
@@ -288,3 +288,87 @@ def test_vault_check_reads_the_secret_and_names_missing_keys(fake_nomad, tmp_pat
         assert set(vault.seen_tokens) == {"vault-token", "wrong"}
     finally:
         vault.close()
+
+
+# --- secrets import: what it writes, when, and what it blames ------------------------------
+
+IMPORT_SOURCE = __import__("pathlib").Path(__file__).parent / "migrate" / "matomo5.config.ini.php"
+
+
+def _import_cli(fake: Any, out: Any, *extra: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                source: Any = IMPORT_SOURCE) -> tuple[int, str, str]:
+    return _cli(fake, "secrets", "import", str(source), "--name", "matomo", "--image", "registry.example.com/matomo:5.10.0-1",
+                "--out", str(out), *extra, monkeypatch=monkeypatch, capsys=capsys)
+
+
+def test_import_never_overwrites_an_existing_out_without_force(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "deploy.toml"
+    out.write_text("# mine\n")
+    code, stdout, err = _import_cli(fake_nomad, out, "--store", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 4 and f"{out}: exists; nothing was written or stored" in err and "--force" in err
+    assert out.read_text() == "# mine\n"
+    assert fake_nomad.requests_to(r"^/v1/var/") == []  # nothing stored either
+    code, _, err = _import_cli(fake_nomad, out, "--force", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert out.read_text().startswith("# matomo-nomad deployment file")
+    assert [p.name for p in tmp_path.iterdir()] == ["deploy.toml"]  # no temporary file left
+
+
+def test_import_writes_nothing_when_the_store_fails(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "deploy.toml"
+    # A salt is already stored, and it is not this installation's: the store refuses.
+    fake_nomad.put_variable("nomad/jobs/matomo-admin", {"salt": "a" * 32})
+    code, _, err = _import_cli(fake_nomad, out, "--store", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 20 and "the salt given differs" in err
+    assert f"{out}: not written, since the secrets were not stored" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    # The cluster cannot be reached: nothing written either.
+    code, _, err = _import_cli(fake_nomad, out, "--store", "--address", "http://127.0.0.1:9", monkeypatch=monkeypatch,
+                               capsys=capsys)
+    assert code != 0 and not out.exists()
+
+
+def test_import_stores_before_it_writes_and_stores_the_credential_settings(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
+    from matomo_nomad import load_deployment
+    from matomo_nomad._php_ini import read_matomo_config
+
+    original = read_matomo_config(IMPORT_SOURCE.read_text(encoding="utf-8"))
+    out = tmp_path / "deploy.toml"
+    code, stdout, err = _import_cli(fake_nomad, out, "--store", "--redis-host", "redis.internal", monkeypatch=monkeypatch,
+                                    capsys=capsys)
+    assert code == 0, err
+    assert stdout.index("nomad/jobs/matomo-admin:") < stdout.index(f"{out}: written")
+    text = out.read_text(encoding="utf-8")
+    assert 'password = { secret = "mail_password" }' in text and original["mail"]["password"] not in text
+    deployment = load_deployment(out)
+    assert deployment.database.db_schema == "Mysql"
+    for job in JOBS:
+        assert fake_nomad.variable(f"nomad/jobs/{job}")["Items"]["mail_password"] == original["mail"]["password"]
+
+
+def test_import_errors_name_the_flag_a_value_came_from(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "deploy.toml"
+    code, _, err = _import_cli(fake_nomad, out, "--redis-host", "not a host!", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "redis.host: " in err and "(from --redis-host)" in err
+    assert "imported config.ini.php" not in err and not out.exists()
+    code, _, err = _import_cli(fake_nomad, out, "--host", "https://x.example.com/", "--matomo-version", "five",
+                               monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "(from --host)" in err and "(from --matomo-version)" in err and not out.exists()
+
+
+def test_import_knows_the_plugins_matomo_ships_for_its_version(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
+    source = tmp_path / "config.ini.php"
+    source.write_text(
+        IMPORT_SOURCE.read_text(encoding="utf-8")
+        + 'Plugins[] = "CoreVue"\nPlugins[] = "FeatureFlags"\nPlugins[] = "TagManager"\nPlugins[] = "LoginLdap"\n'
+    )
+    for version, bake in (("5.2.0", "CustomAlerts, HeatmapSessionRecording, LoginLdap"),
+                          ("5.1.2", "CustomAlerts, HeatmapSessionRecording, FeatureFlags, LoginLdap")):
+        out = tmp_path / f"{version}.toml"
+        code, _, err = _import_cli(fake_nomad, out, "--matomo-version", version, monkeypatch=monkeypatch, capsys=capsys,
+                                   source=source)
+        assert code == 0, err
+        (plugins,) = [line for line in err.splitlines() if line.startswith("note: [Plugins] Plugins[]")]
+        assert f"Not shipped with Matomo {version}, so bake them into the image: {bake} (" in plugins
+        assert "CoreVue" not in plugins and "Shipped with Matomo but off by default: TagManager" in plugins
+        assert f'version = "{version}"' in out.read_text() and "matomo.version is left" not in err

@@ -32,6 +32,19 @@
         perms                = [[ file.perms | hcl ]]
       }
 [% endfor %]
+[% if env_template %]
+
+      # Environment variables whose values are secrets: Nomad reads this file back as
+      # NAME="value" lines (go-envparse) and sets them; the job never holds the values.
+      template {
+        data                 = [[ env_template | hcl_heredoc ]]
+        destination          = [[ env_destination | hcl ]]
+        env                  = true
+        change_mode          = "restart"
+        error_on_missing_key = true
+        perms                = [[ env_perms | hcl ]]
+      }
+[% endif %]
 [% if job.secrets.provider == "vault" %]
 
       vault {
