@@ -16,12 +16,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
+from ._cli_common import checked, cluster_for, connection_flags, load
 from ._errors import ClusterError
 
 PLAN_NO_CHANGE, PLAN_CHANGES, PLAN_ERROR = 0, 1, 255
 
 
-def add_commands(commands: Any, load: Any) -> None:
+def add_commands(commands: Any) -> None:
     """Register the cluster sub-commands on the CLI's sub-parser collection."""
     for name, help_text in (
         ("plan", "show what would change on the cluster, per job (exit 0 none, 1 changes, 255 error)"),
@@ -34,78 +35,27 @@ def add_commands(commands: Any, load: Any) -> None:
         connection_flags(parser)
         if name in ("plan", "status"):
             parser.add_argument("--output", choices=("text", "json"), default="text", help="json for CI")
+        if name == "status":
+            from ._queue_health import add_flags
+
+            add_flags(parser)
         if name == "run":
-            parser.add_argument("--detach", action="store_true", help="register and return; do not wait for deployments")
+            parser.add_argument("--detach", action="store_true", help="register and return; do not wait for deployments "
+                                "(refused for an upgrade or fewer queues, whose steps each wait for the one before)")
             parser.add_argument("--adopt", action="store_true", help="take over existing jobs with the same ids that lack this deployment's mark")
             parser.add_argument("--watch-timeout", type=float, default=3600.0, metavar="SECONDS", help="give up waiting after this long (default 3600)")
+            parser.add_argument("--archiver-timeout", type=float, default=3600.0, metavar="SECONDS",
+                                help="an upgrade waits this long for a running archiver launch; then it stops, "
+                                "changing nothing, and the archiver is resumed as it was (default 3600)")
             parser.add_argument("--skip-secrets-check", action="store_true",
                                 help="register even if the secrets the jobs read cannot be checked or are missing")
         if name == "destroy":
             parser.add_argument("--purge", action="store_true", help="remove the jobs from Nomad's state entirely")
-        parser.set_defaults(handler=_HANDLERS[name], load=load)
-
-
-def connection_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("connection (default: the NOMAD_* environment variables)")
-    group.add_argument("--address", help="NOMAD_ADDR")
-    group.add_argument("--token", help="NOMAD_TOKEN (prefer the variable: flags show in process lists)")
-    group.add_argument("--namespace", help="NOMAD_NAMESPACE; a namespace in the deployment file wins over the variable")
-    group.add_argument("--region", help="NOMAD_REGION")
-    group.add_argument("--ca-cert", help="NOMAD_CACERT")
-    group.add_argument("--ca-path", help="NOMAD_CAPATH")
-    group.add_argument("--client-cert", help="NOMAD_CLIENT_CERT")
-    group.add_argument("--client-key", help="NOMAD_CLIENT_KEY")
-    group.add_argument("--tls-server-name", help="NOMAD_TLS_SERVER_NAME")
-    group.add_argument("--tls-skip-verify", action="store_true", default=None, help="NOMAD_SKIP_VERIFY (insecure)")
-    group.add_argument("--timeout", type=_seconds, metavar="SECONDS",
-                       help="give up on an answer after this long (default 10; blocking queries add their wait)")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
+        parser.set_defaults(handler=_HANDLERS[name])
 
 
 def _cluster_and_deployment(args: argparse.Namespace) -> tuple[Any, Any]:
-    return cluster_for(args, args.load(args.file))
-
-
-def cluster_for(args: argparse.Namespace, deployment: Any) -> tuple[Any, Any]:
-    """The cluster the connection flags (over NOMAD_*) name, and the deployment with
-    the --namespace/--region flags applied."""
-    from ._cluster import Cluster
-
-    if args.namespace:
-        deployment = deployment.model_copy(update={"namespace": args.namespace})
-    if args.region:
-        deployment = deployment.model_copy(update={"region": args.region})
-    cluster = Cluster.from_env(
-        address=args.address,
-        token=args.token,
-        namespace=args.namespace,
-        region=args.region,
-        ca_cert=args.ca_cert,
-        ca_path=args.ca_path,
-        client_cert=args.client_cert,
-        client_key=args.client_key,
-        tls_server_name=args.tls_server_name,
-        skip_verify=args.tls_skip_verify,
-        timeout=getattr(args, "timeout", None),
-    )
-    if cluster.client.settings.skip_verify:
-        # One line of ours instead of urllib3's multi-line warning on every request.
-        import warnings
-
-        from urllib3.exceptions import InsecureRequestWarning
-
-        warnings.simplefilter("ignore", InsecureRequestWarning)
-        sys.stderr.write("warning: TLS certificates are not verified (NOMAD_SKIP_VERIFY / --tls-skip-verify)\n")
-    return cluster, deployment
+    return cluster_for(args, load(args.file))
 
 
 # --- plan ------------------------------------------------------------------------------
@@ -127,7 +77,11 @@ def _plan(args: argparse.Namespace) -> int:
 
 def write_plan(plan: Any, out: IO[str]) -> None:
     sign = {"create": "+", "update": "~", "none": " "}
-    if plan.setup is not None:
+    if plan.upgrade is not None:
+        # An upgrade or a queue move: ordered steps, the setup job among them.
+        for line in plan.upgrade.lines():
+            out.write(line + "\n")
+    elif plan.setup is not None:
         if plan.setup.needed:
             out.write(f"+ job {plan.setup.job_id} (runs first, and must succeed before the others are registered)\n")
             out.write(f"    why: {plan.setup.reason}\n")
@@ -158,6 +112,8 @@ def write_plan(plan: Any, out: IO[str]) -> None:
             out.write(f"    next launch: {job.next_periodic_launch}\n")
     changed = sum(job.changed for job in plan.jobs)
     first = " after the setup job" if plan.setup is not None and plan.setup.needed else ""
+    if plan.upgrade is not None:
+        first = " in the steps above"
     out.write(f"\n{changed} of {len(plan.jobs)} job(s) would change{first} in namespace {plan.namespace}.\n")
 
 
@@ -193,13 +149,23 @@ _LOCK = threading.Lock()
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._cli import checked
-
     cluster, deployment = _cluster_and_deployment(args)
+    progress = _Progress(sys.stderr)
+
+    def on_step(event: Any) -> None:
+        # An upgrade's step lines, between deployment progress blocks: the next block
+        # starts below them instead of redrawing over them.
+        with _LOCK:
+            sys.stderr.write(event.line() + "\n")
+            sys.stderr.flush()
+            progress.lines.clear()
+            progress.shown = 0
+
     result = cluster.run(
-        checked(deployment), detach=args.detach, adopt=args.adopt, on_progress=_Progress(sys.stderr),
+        checked(deployment), detach=args.detach, adopt=args.adopt, on_progress=progress,
         watch_timeout=args.watch_timeout, check_secrets=not args.skip_secrets_check,
         on_setup=lambda step: sys.stderr.write(f"{step.job_id}: running first: {step.reason}\n"),
+        on_step=on_step, archiver_timeout=args.archiver_timeout,
     )
     for job in result.jobs:
         if job.error is not None:
@@ -217,6 +183,10 @@ def _run(args: argparse.Namespace) -> int:
         if job.next_periodic_launch:
             text += f"; next launch {job.next_periodic_launch}"
         sys.stdout.write(text + "\n")
+    if result.upgrade is not None and not result.upgrade.ok:
+        # Where an upgrade or queue move stopped, why, the cluster's state, how to resume.
+        for line in result.upgrade.report():
+            sys.stderr.write(line + "\n")
     error = result.first_error()
     return 0 if error is None else error.exit_code
 
@@ -225,6 +195,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    if args.redis or args.redis_password_stdin:
+        # The queue's Redis alone (_queue_health): a cron host needs no Nomad access for it.
+        from ._queue_health import run as queue_status
+
+        return queue_status(args, load(args.file))
     cluster, deployment = _cluster_and_deployment(args)
     statuses = cluster.status(deployment)
     if args.output == "json":

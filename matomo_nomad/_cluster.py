@@ -3,7 +3,9 @@
 The last stage of the flow: it takes rendered jobs and calls Nomad, and never decides
 what a job contains. The four roles are independent jobs, so every operation runs them
 concurrently; the setup job comes first whenever the database has not been prepared
-for what the roles run (their meta says which setup they were started after). Each job
+for what the roles run (their meta says which setup they were started after). An
+upgrade (a new Matomo or plugin version) or fewer queues is instead an ordered sequence
+of steps, each waiting for the one before: see `_upgrade`. Each job
 carries this deployment's mark (meta matomo_nomad_deployment and matomo_nomad_role);
 status and destroy act only on jobs that carry it, and run refuses to overwrite a job
 that does not, unless told to adopt it.
@@ -23,15 +25,17 @@ from typing import Any, TypeVar
 from ._errors import (
     ClusterError,
     DeploymentFailedError,
+    DetachRefusedError,
     NotFoundError,
     NotOwnedError,
     SetupFailedError,
-    UnsafeChangeError,
 )
 from ._model import Deployment, Role
 from ._nomad_api import ConnectionSettings, NomadClient
 from ._render import RenderedRole, render
 from ._roles import META_QUEUES, META_SETUP
+from ._upgrade import SETUP as UPGRADE_SETUP
+from ._upgrade import Choreography, Upgrade, UpgradeEvent, UpgradeRun, assess
 
 T = TypeVar("T")
 TERMINAL_DEPLOYMENT = {"successful", "failed", "cancelled"}
@@ -123,10 +127,17 @@ class Plan:
     namespace: str
     jobs: list[JobPlan]
     setup: SetupStep | None = None
+    upgrade: Upgrade | None = None
+    """Set when `run` takes ordered steps (an upgrade, fewer queues) instead of
+    registering every changed job at once."""
 
     @property
     def changed(self) -> bool:
-        return any(job.changed for job in self.jobs) or (self.setup is not None and self.setup.needed)
+        return (
+            any(job.changed for job in self.jobs)
+            or (self.setup is not None and self.setup.needed)
+            or (self.upgrade is not None and not all(step.done for step in self.upgrade.steps))
+        )
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -161,7 +172,7 @@ class DeploymentProgress:
 class JobRun:
     role: Role
     job_id: str
-    outcome: str  # "registered" | "unchanged" | "failed" | "completed" (setup) | "not registered"
+    outcome: str  # "registered" | "unchanged" | "failed" | "completed" (setup) | "queues moved" (setup) | "not registered"
     job_modify_index: int = 0
     eval_id: str = ""
     deployment: DeploymentProgress | None = None
@@ -174,6 +185,8 @@ class JobRun:
 class RunResult:
     plan: Plan
     jobs: list[JobRun]
+    upgrade: UpgradeRun | None = None
+    """For an upgrade or a queue move: the steps done, and where and why it stopped."""
 
     @property
     def ok(self) -> bool:
@@ -256,9 +269,23 @@ class Cluster:
     def _plan(self, target: Deployment) -> tuple[Plan, dict[Role, RenderedRole], dict[Role, dict[str, Any] | None]]:
         rendered = {r.role: r for r in render(target)}
         current = dict(zip(rendered, _concurrently(lambda r: self._current(r.job_id, target.namespace), rendered.values())))
-        _refuse_fewer_queues(target, current)
         jobs = _concurrently(lambda role: self._plan_job(target, rendered[role], current[role]), ROLES)
-        return Plan(target.name, target.namespace, jobs, _setup_step(target, rendered, current)), rendered, current
+        setup = _setup_step(target, rendered, current)
+        upgrade = assess(target, rendered, current, jobs, lambda: self._allocations(rendered[Role.setup].job_id, target))
+        if upgrade is not None:
+            step = upgrade.step(UPGRADE_SETUP)
+            if step is None:
+                setup = SetupStep(setup.job_id, False, "not needed: the queue move needs no setup", setup.fingerprint)
+            else:
+                setup = SetupStep(setup.job_id, not step.done, f"step {step.number} of {upgrade.summary}: "
+                                  + ("done already" if step.done else step.detail), setup.fingerprint)
+        return Plan(target.name, target.namespace, jobs, setup, upgrade), rendered, current
+
+    def _allocations(self, job_id: str, deployment: Deployment) -> list[dict[str, Any]]:
+        try:
+            return self.client.get("job", job_id, "allocations", namespace=deployment.namespace).data or []
+        except NotFoundError:
+            return []
 
     def _plan_job(self, deployment: Deployment, rendered: RenderedRole, current: dict[str, Any] | None) -> JobPlan:
         ns = deployment.namespace
@@ -307,6 +334,8 @@ class Cluster:
         watch_timeout: float = 3600.0,
         check_secrets: bool = True,
         on_setup: Callable[[SetupStep], None] | None = None,
+        on_step: Callable[[UpgradeEvent], None] | None = None,
+        archiver_timeout: float = 3600.0,
     ) -> RunResult:
         """Plan, run the setup job if the plan says so, then register each changed job
         (check-index) and wait for its deployment (unless `detach`).
@@ -315,15 +344,40 @@ class Cluster:
         a template waiting on a missing Nomad Variable blocks its allocation forever.
         The setup job is always waited for, `detach` or not: the roles must not start
         against a database it has not prepared. If it fails, nothing else is registered.
+
+        An upgrade or fewer queues (`plan.upgrade`) is taken as ordered steps instead
+        (`_upgrade`), each reported through `on_step` (`on_setup` is not called: the
+        setup job is one of the steps); a running archiver launch is waited for at most
+        `archiver_timeout` seconds. `detach` is refused for it (DetachRefusedError), and
+        so is a job with one of our ids that lacks our mark, unless `adopt`.
         """
         scoped = self.scoped(deployment)
         if scoped is not self:
             return scoped.run(deployment, detach=detach, adopt=adopt, on_progress=on_progress,
-                              watch_timeout=watch_timeout, check_secrets=check_secrets, on_setup=on_setup)
+                              watch_timeout=watch_timeout, check_secrets=check_secrets, on_setup=on_setup,
+                              on_step=on_step, archiver_timeout=archiver_timeout)
         target = self.target(deployment)
         if check_secrets:
             self._require_secrets(target)
         plan, rendered, current = self._plan(target)
+        if plan.upgrade is not None:
+            if detach:
+                raise DetachRefusedError(
+                    f"run --detach: refused for {plan.upgrade.summary}: each step starts only once the one before "
+                    "has ended on the cluster (the archiver's launch, the processors' allocations, the setup job, "
+                    "each rollout), and a detached run would leave the queue processors stopped and the archiver "
+                    "paused with nothing to start them again; run without --detach (nothing was changed)"
+                )
+            foreign = [str(job["ID"]) for role, job in current.items()
+                       if job is not None and not _owned(job, target, role)]
+            if foreign and not adopt:
+                raise NotOwnedError(
+                    f"{', '.join(foreign)}: exists without deployment {target.name!r}'s mark; {plan.upgrade.summary} "
+                    "changes every job step by step and would stop halfway at it: nothing was changed (run with "
+                    "--adopt to take it over)"
+                )
+            return Choreography(self, target, plan, rendered, adopt=adopt, on_progress=on_progress, on_step=on_step,
+                                watch_timeout=watch_timeout, archiver_timeout=archiver_timeout).run()
         runs: list[JobRun] = []
         if plan.setup is not None and plan.setup.needed:
             if on_setup is not None:
@@ -354,8 +408,11 @@ class Cluster:
         current: dict[str, Any] | None,
         adopt: bool,
         watch_timeout: float,
+        after: str = "; nothing else was registered, the running jobs are unchanged; fix the cause and run again",
     ) -> JobRun:
-        """Register a new version of the setup job and wait until its allocation ends."""
+        """Register a new version of the setup job and wait until its allocation ends.
+        `after` ends a failure's message: what the failure means for the other jobs (an
+        upgrade reports their state itself)."""
         ns = deployment.namespace
         job_id = rendered.job_id
         try:
@@ -380,7 +437,8 @@ class Cluster:
             ).data or {}
             modify_index = int(reply.get("JobModifyIndex") or 0)
             eval_id = str(reply.get("EvalID") or "")
-            alloc = self._wait_for_batch(job_id, ns, modify_index, eval_id, time.monotonic() + watch_timeout)
+            alloc = self._wait_for_batch(job_id, ns, modify_index, eval_id, time.monotonic() + watch_timeout,
+                                         after=after)
         except ClusterError as error:
             return JobRun(Role.setup, job_id, "failed", failure=str(error), error=error)
         if alloc.get("ClientStatus") == "complete":
@@ -391,11 +449,12 @@ class Cluster:
             f"{job_id}: allocation {short} {alloc.get('ClientStatus')}"
             + (f": {why}" if why else "")
             + f"; its output: nomad alloc logs -namespace {ns} -stderr {short} {rendered.job['TaskGroups'][0]['Tasks'][0]['Name']}"
-            "; nothing else was registered, the running jobs are unchanged; fix the cause and run again"
+            + after
         )
         return JobRun(Role.setup, job_id, "failed", modify_index, eval_id, failure=str(error), error=error)
 
-    def _wait_for_batch(self, job_id: str, namespace: str, modify_index: int, eval_id: str, deadline: float) -> dict[str, Any]:
+    def _wait_for_batch(self, job_id: str, namespace: str, modify_index: int, eval_id: str, deadline: float,
+                        what: str = "the setup job", after: str = "; nothing else was registered") -> dict[str, Any]:
         """The allocation the registration at `modify_index` placed, once it is terminal."""
         index = modify_index
         while True:
@@ -411,13 +470,14 @@ class Cluster:
                 evaluation = self.client.get("evaluation", eval_id, namespace=namespace).data or {}
                 failures = _placement_failures(evaluation.get("FailedTGAllocs"))
                 if evaluation.get("Status") == "complete" and failures:
-                    raise SetupFailedError(f"{job_id}: " + "; ".join(failures) + "; nothing else was registered")
+                    raise SetupFailedError(f"{job_id}: " + "; ".join(failures) + (after and "; nothing else was registered"))
             if time.monotonic() > deadline:
                 from ._errors import ClusterTimeoutError
 
                 raise ClusterTimeoutError(
-                    f"{job_id}: the setup job had not finished when the watch timed out; nothing else was "
-                    "registered; follow it with `matomo-nomad status`, then run again"
+                    f"{job_id}: {what} had not finished when the watch timed out"
+                    + (after and "; nothing else was registered")
+                    + "; follow it with `matomo-nomad status`, then run again"
                 )
 
     def _require_secrets(self, deployment: Deployment) -> None:
@@ -641,6 +701,14 @@ def _setup_step(
         and _owned(job, deployment, role)
         and (job.get("Meta") or {}).get(META_SETUP) != fingerprint
     ]
+    setup_job = current[Role.setup]
+    # The setup job last ran for another rendering (an attempt at another version that
+    # failed, then a file changed back): the database may have moved; setup.php checks it.
+    setup_moved = (
+        setup_job is not None
+        and _owned(setup_job, deployment, Role.setup)
+        and (setup_job.get("Meta") or {}).get(META_SETUP) not in (None, fingerprint)
+    )
     if len(absent) == len(ROLES):
         reason = "a new deployment: install or update the database before any role starts"
     elif stale:
@@ -651,6 +719,9 @@ def _setup_step(
         reason = f"{what} (since {job_id} was registered): update the database before the roles move"
     elif absent:
         reason = f"{', '.join(absent)} not running: make sure the database is ready for it"
+    elif setup_moved:
+        reason = (f"{setup.job_id} last ran for another image, plugin set or database "
+                  f"({(setup_job or {}).get('Meta', {}).get(META_SETUP)}): run it for this one")
     else:
         return SetupStep(setup.job_id, False, f"not needed: every job runs after setup {fingerprint}", fingerprint)
     return SetupStep(setup.job_id, True, reason, fingerprint)
@@ -679,30 +750,6 @@ def _queues(job: dict[str, Any]) -> int | None:
                 if found:
                     return int(found.group(1))
     return None
-
-
-def _refuse_fewer_queues(deployment: Deployment, current: dict[Role, dict[str, Any] | None]) -> None:
-    # A request goes to queue visitorId mod numQueueWorkers, and requests already in a
-    # queue above a lowered count are only moved when the setting is saved in
-    # QueuedTracking's UI (5.1.1 SystemSettings.php 388-406): lowering it in config
-    # strands them for good.
-    wanted = deployment.roles.queue_processor.queues
-    running = [
-        (q, job["ID"])
-        for role in ROLES
-        if (job := current[role]) is not None and _owned(job, deployment, role) and (q := _queues(job)) is not None
-    ]
-    if not running:
-        return
-    most, job_id = max(running)
-    if most > wanted:
-        removed = f"queue {wanted}" if most == wanted + 1 else f"queues {wanted}-{most - 1}"
-        raise UnsafeChangeError(
-            f"roles.queue_processor.queues: {job_id} runs with {most} queues; lowering it to {wanted} would strand "
-            f"the tracking requests waiting in {removed}, which nothing processes once the count is lowered "
-            f"(keep queues = {most}; to shrink, the requests must first be moved as QueuedTracking's settings "
-            "page does)"
-        )
 
 
 def _owned(job: dict[str, Any], deployment: Deployment, role: Role) -> bool:

@@ -152,3 +152,24 @@ class UnsafeChangeError(ClusterError):
     """A change the running jobs cannot take without losing data (fewer queues)."""
 
     exit_code = 26
+
+
+class DowngradeError(UnsafeChangeError):
+    """The running jobs (or the database, as the setup job left it) are at a newer Matomo
+    or plugin version than the deployment file: Matomo has no down-migrations."""
+
+    exit_code = 27
+
+
+class ArchiverBusyError(ClusterTimeoutError):
+    """An upgrade waited for a running archiver launch to end, and it did not in time:
+    the upgrade stopped before changing anything else."""
+
+    exit_code = 28
+
+
+class DetachRefusedError(ClusterError):
+    """`run --detach` for a change that must be waited for step by step (an upgrade, a
+    queue move): refused before anything changed, as a wrong command line is."""
+
+    exit_code = 64

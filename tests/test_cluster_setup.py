@@ -4,9 +4,10 @@
   one stops the run with its task event and the command to read its logs, and nothing
   else is registered; a retry is a new job version; an unchanged deployment does not
   run it again; a new image does.
-* Fewer queues than the running jobs were given is refused by plan and run, with the
-  fix, whether the running jobs carry the count in their meta or (registered by an
-  older matomo-nomad) only in their config template.
+* Fewer queues than the running jobs were given is an ordered move in plan (the move
+  itself is tested in test_upgrade.py), whether the running jobs carry the count in
+  their meta or (registered by an older matomo-nomad) only in their config template;
+  plan and run refuse it, with the fix, where a job without our mark makes it unsafe.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import requests
 
 from matomo_nomad import Role
 from matomo_nomad._cli import main
-from matomo_nomad._errors import SetupFailedError, UnsafeChangeError
+from matomo_nomad._errors import SetupFailedError
 from tests.fakenomad import FakeNomad
 from tests.test_cluster import connect, deployment, deployment_data, register_directly, rendered_job, seed_secrets
 
@@ -193,22 +194,21 @@ def test_run_cli_exits_25_when_setup_fails(fake: FakeNomad, tmp_path: Any, monke
 # --- queues --------------------------------------------------------------------------
 
 
-def test_fewer_queues_are_refused_by_plan_and_run(fake: FakeNomad) -> None:
+def test_fewer_queues_are_an_ordered_move_in_plan(fake: FakeNomad) -> None:
+    # The move itself, and its refusals, are tested in test_upgrade.py.
     cluster = connect(fake)
     four = deployment(roles={"queue_processor": {"count": 4, "queues": 4}})
     assert cluster.run(four).ok
     fake.clear_requests()
     two = deployment(roles={"queue_processor": {"count": 2, "queues": 2}})
-    for attempt in (cluster.plan, cluster.run):
-        with pytest.raises(UnsafeChangeError) as caught:
-            attempt(two)
-        message = str(caught.value)
-        assert message.startswith("roles.queue_processor.queues: ")
-        assert "runs with 4 queues" in message and "queues 2-3" in message and "keep queues = 4" in message
+    plan = cluster.plan(two)
+    assert plan.changed and plan.upgrade is not None and plan.upgrade.summary == "queues 4 -> 2"
+    assert [s.key for s in plan.upgrade.steps][:3] == ["stop-processors", "roll", "move-queues"]
     assert _registrations(fake) == []
-    # Raising the count is fine, and so is keeping it with fewer processors.
-    assert cluster.plan(deployment(roles={"queue_processor": {"count": 2, "queues": 4}})).changed
-    assert cluster.plan(deployment(roles={"queue_processor": {"count": 4, "queues": 8}})).changed
+    # Raising the count is no move, and neither is keeping it with fewer processors.
+    for other in ({"count": 2, "queues": 4}, {"count": 4, "queues": 8}):
+        plan = cluster.plan(deployment(roles={"queue_processor": other}))
+        assert plan.changed and plan.upgrade is None
 
 
 def test_jobs_from_before_the_meta_are_read_from_their_template(fake: FakeNomad) -> None:
@@ -216,14 +216,25 @@ def test_jobs_from_before_the_meta_are_read_from_their_template(fake: FakeNomad)
     # count, and there was no queues meta.
     old = rendered_job("matomo-queue-processor", deployment(roles={"queue_processor": {"count": 3, "queues": 3}}))
     del old["Meta"]["matomo_nomad_queues"]
-    assert 'numQueueWorkers = "3"' in old["TaskGroups"][0]["Tasks"][0]["Templates"][0]["EmbeddedTmpl"]
+    template = old["TaskGroups"][0]["Tasks"][0]["Templates"][0]
+    assert "numQueueWorkers = 3\n" in template["EmbeddedTmpl"]
+    # ... which wrote its numbers quoted: both spellings are read.
+    template["EmbeddedTmpl"] = template["EmbeddedTmpl"].replace("numQueueWorkers = 3\n", 'numQueueWorkers = "3"\n')
     register_directly(fake, old)
-    with pytest.raises(UnsafeChangeError, match="runs with 3 queues; lowering it to 1 .* queues 1-2"):
-        connect(fake).plan(deployment())
+    plan = connect(fake).plan(deployment())
+    assert plan.upgrade is not None and (plan.upgrade.queues_from, plan.upgrade.queues_to) == (3, 1)
+    assert "re-queues the requests of queues 1-2 into queue 0" in plan.upgrade.step("move-queues").detail
 
 
-def test_the_cli_exits_26_and_plan_255_on_fewer_queues(fake: FakeNomad, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_exits_26_and_plan_255_on_fewer_queues_that_cannot_be_moved(
+    fake: FakeNomad, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert connect(fake).run(deployment(roles={"queue_processor": {"queues": 2, "count": 2}})).ok
+    # A processor job without our mark: it cannot be stopped before the move.
+    requests.delete(f"{fake.address}/v1/job/matomo-queue-processor", params={"purge": "true"}, timeout=5)
+    foreign = rendered_job("matomo-queue-processor", deployment(roles={"queue_processor": {"queues": 2, "count": 2}}))
+    foreign["Meta"] = {"owner": "someone-else"}
+    register_directly(fake, foreign)
     path = tmp_path / "deploy.json"
     path.write_text(json.dumps(deployment_data()))
     monkeypatch.setenv("NOMAD_ADDR", fake.address)
@@ -232,7 +243,8 @@ def test_the_cli_exits_26_and_plan_255_on_fewer_queues(fake: FakeNomad, tmp_path
         with redirect_stdout(io.StringIO()), redirect_stderr(err):
             assert main([command, str(path)]) == code
         (line,) = err.getvalue().splitlines()
-        assert "lowering it to 1 would strand the tracking requests waiting in queue 1" in line
+        assert "lowering it to 1 means moving the requests waiting in queue 1" in line
+        assert "matomo-queue-processor exists without this deployment's mark" in line
 
 
 def test_every_role_job_carries_the_queue_count_and_setup_fingerprint() -> None:

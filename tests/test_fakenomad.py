@@ -424,6 +424,92 @@ def test_batch_outcome_decides_how_later_versions_of_a_batch_job_end(fake_nomad:
         fake_nomad.batch_outcome("matomo-setup", "lost")
 
 
+def test_periodic_launches_follow_the_parents_script_and_outlive_a_pause(fake_nomad: FakeNomad,
+                                                                        archiver_job: dict) -> None:
+    fake_nomad.tick = 0.02
+    register(fake_nomad, archiver_job)
+    fake_nomad.batch_outcome("matomo-archiver", "complete", runs_for=0.3)  # core:archive takes a while
+    child = fake_nomad.launch_periodic("matomo-archiver")
+    assert child.startswith("matomo-archiver/periodic-") and fake_nomad.job(child)["ParentID"] == "matomo-archiver"
+    _until(lambda: fake_nomad.job(child)["Status"] == "running")
+
+    # the parent re-registered with its launches disabled: the launch runs on
+    # (reference/nomad.md: a child lives on its own), and no new launch is possible
+    current = fake_nomad.job("matomo-archiver")
+    paused = dict(archiver_job, Periodic={**archiver_job["Periodic"], "Enabled": False})
+    reply = register(fake_nomad, paused, EnforceIndex=True, JobModifyIndex=current["JobModifyIndex"])
+    assert reply.status_code == 200 and reply.json()["EvalID"] == ""
+    assert plan(fake_nomad, paused)["NextPeriodicLaunch"] == "0001-01-01T00:00:00Z"
+    with pytest.raises(ValueError, match="can't force run non-tracked job"):
+        fake_nomad.launch_periodic("matomo-archiver")
+    forced = requests.post(f"{fake_nomad.address}/v1/job/matomo-archiver/periodic/force", timeout=TIMEOUT)
+    assert forced.status_code == 500 and "non-tracked job" in forced.text
+    assert fake_nomad.job(child)["Status"] == "running"
+
+    # a blocking list of the launches answers when the running one ends
+    listed = requests.get(f"{fake_nomad.address}/v1/jobs", params={"prefix": "matomo-archiver/periodic-"},
+                          timeout=TIMEOUT)
+    index = int(listed.headers["X-Nomad-Index"])
+    assert [j["Status"] for j in listed.json()] == ["running"]
+    deadline = time.monotonic() + 3
+    while True:
+        listed = requests.get(f"{fake_nomad.address}/v1/jobs", params={
+            "prefix": "matomo-archiver/periodic-", "index": index, "wait": "5s"}, timeout=TIMEOUT)
+        index = int(listed.headers["X-Nomad-Index"])
+        if listed.json()[0]["Status"] == "dead":
+            break
+        assert time.monotonic() < deadline
+    (alloc,) = fake_nomad.allocations(child)
+    assert alloc["ClientStatus"] == "complete"
+
+    # "running" never ends by itself; finish_batch ends it as the task exiting would
+    enabled = fake_nomad.job("matomo-archiver")
+    register(fake_nomad, archiver_job, EnforceIndex=True, JobModifyIndex=enabled["JobModifyIndex"])
+    fake_nomad.batch_outcome("matomo-archiver", "running")
+    second = fake_nomad.launch_periodic("matomo-archiver")
+    _until(lambda: fake_nomad.job(second)["Status"] == "running")
+    time.sleep(5 * fake_nomad.tick)
+    assert fake_nomad.job(second)["Status"] == "running"
+    assert fake_nomad.finish_batch(second) == 1
+    assert fake_nomad.job(second)["Status"] == "dead"
+    assert fake_nomad.job_ids("matomo-archiver/periodic-") == sorted([child, second])
+    with pytest.raises(ValueError, match="unknown batch outcome"):
+        fake_nomad.finish_batch(second, "lost")
+
+
+def test_count_zero_stops_the_allocations_without_a_deployment(fake_nomad: FakeNomad, admin: dict) -> None:
+    fake_nomad.tick = 0.02
+    admin["TaskGroups"][0]["Count"] = 2
+    register(fake_nomad, admin)
+    assert watch_deployment(fake_nomad, "matomo-admin")["Status"] == "successful"
+    first_deployment = fake_nomad.deployment("matomo-admin")["ID"]
+    fake_nomad.stop_delay("matomo-admin", None)  # a client that does not finish the stop
+    stopped = dict(admin, TaskGroups=[dict(admin["TaskGroups"][0], Count=0)])
+    current = fake_nomad.job("matomo-admin")
+    assert register(fake_nomad, stopped, EnforceIndex=True, JobModifyIndex=current["JobModifyIndex"]).status_code == 200
+    # scheduler/reconcile.go: no deployment for a desired total of 0
+    time.sleep(5 * fake_nomad.tick)
+    assert fake_nomad.deployment("matomo-admin")["ID"] == first_deployment
+    allocs = fake_nomad.allocations("matomo-admin")
+    assert [(a["DesiredStatus"], a["ClientStatus"]) for a in allocs] == [("stop", "running")] * 2
+    fake_nomad.stop_delay("matomo-admin", 0.05)  # the outstanding stops finish now
+    _until(lambda: all(a["ClientStatus"] == "complete" for a in fake_nomad.allocations("matomo-admin")))
+    events = fake_nomad.allocations("matomo-admin")[0]["TaskStates"]["matomo-admin"]["Events"]
+    assert [e["Type"] for e in events[-2:]] == ["Killing", "Killed"]
+    assert fake_nomad.job("matomo-admin")["Status"] == "dead"
+
+
+def test_a_fault_can_target_one_jobs_registration(fake_nomad: FakeNomad, admin: dict, archiver_job: dict) -> None:
+    fake_nomad.fail(r"^/v1/jobs$", 500, "rpc error: no leader", method="POST", job="matomo-archiver")
+    assert register(fake_nomad, admin).status_code == 200
+    refused = register(fake_nomad, archiver_job)
+    assert (refused.status_code, refused.text) == (500, "rpc error: no leader")
+    assert [r.fault for r in fake_nomad.requests_to(r"^/v1/jobs$", "POST")] == [None, "status"]
+    assert fake_nomad.job("matomo-archiver") is None
+    # a body that is not a job never matches
+    assert requests.post(f"{fake_nomad.address}/v1/jobs", data="nope", timeout=TIMEOUT).status_code == 400
+
+
 def test_manual_progress(fake_nomad: FakeNomad, admin: dict) -> None:
     fake_nomad.progress("matomo-admin", "successful", interval=None)
     register(fake_nomad, admin)

@@ -11,7 +11,11 @@ recorded version, then the updater, then the superuser and the website, with hos
 inputs arriving exactly); a second run that changes nothing; an update that installs
 only the new plugin, before the updater; the collation guard (exit 3) and when it stays
 quiet; missing install inputs (exit 4, nothing created); updater errors and exceptions
-(exit 1, one line); the config never written although Matomo asks to save it.
+(exit 1, one line); the config never written although Matomo asks to save it. The
+move-queues mode (`--move-queues=OLD:NEW`) moves every waiting request of the removed
+queues into the queue its visitor maps to, with QueuedTracking's own manager, touches
+nothing else, refuses any other argument, and the job's guard runs only a script that has
+the mode.
 
 php is required: its absence fails the tests (CI installs php-cli, see .ci/run).
 """
@@ -148,13 +152,13 @@ class Matomo:
             "MATOMO_NOMAD_SITE_CURRENCY": HOSTILE_CURRENCY,
         }
 
-    def run(self, **extra_env: str) -> Result:
+    def run(self, *args: str, **extra_env: str) -> Result:
         if self.log_path.exists():
             self.log_path.unlink()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MATOMO_", "SETUP_STUB_"))}
         env.update({"MATOMO_DIR": str(self.dir), "SETUP_STUB_STATE": str(self.state_path),
                     "SETUP_STUB_LOG": str(self.log_path), **self.inputs, **extra_env})
-        proc = subprocess.run([_php(), str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run([_php(), str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60)
         calls = [json.loads(line) for line in self.log_path.read_text().splitlines()] if self.log_path.exists() else []
         return Result(proc.returncode, proc.stdout, proc.stderr, calls)
 
@@ -718,3 +722,138 @@ def test_without_the_guard_the_stub_would_write_the_read_only_file(fresh: Matomo
         assert "redisHost" not in fresh.config.read_text()
     else:
         assert out == "refused: The Matomo configuration file (config/config.ini.php) is not writable"
+
+
+# --- the move-queues mode -------------------------------------------------------------------
+
+
+def _request_set(*visitors: str, n: int = 0) -> str:
+    """A queued request set as QueuedTracking stores it (RequestSet::getState, as JSON)."""
+    return json.dumps({"requests": [{"idsite": "1", "_id": v, "rec": "1", "n": str(n)} for v in visitors],
+                       "env": {"server": {}}, "tokenAuth": False, "time": 1700000000})
+
+
+def _queue_of(visitor: str, queues: int) -> int:
+    # QueuedTracking 5.1.1 Queue/Manager.php 215-228 for hex visitor ids
+    return int(visitor[:3], 16) % queues
+
+
+def _queue_key(queue: int) -> str:
+    return "trackingQueueV1" + (f"_{queue}" if queue else "")
+
+
+def test_move_queues_moves_every_waiting_request_into_its_visitors_remaining_queue(tmp_path: Path) -> None:
+    visitors = [f"{i:03x}{'a' * 13}" for i in range(0, 4096, 97)]  # ids spread over the first 3 hex digits
+    redis: dict[str, list[str]] = {_queue_key(q): [] for q in range(4)}
+    for n, visitor in enumerate(visitors * 2):  # 86 request sets: more than one batch of 25 per queue
+        redis[_queue_key(_queue_of(visitor, 4))].append(_request_set(visitor, n=n))
+    # a bulk request spanning visitors of several queues stays one set per target queue
+    redis[_queue_key(3)].append(_request_set("001aaaaaaaaaaaaa", "0ffaaaaaaaaaaaaa", n=999))
+    m = Matomo(tmp_path, _installed_state(redis=redis))
+    before = m.state()
+    waiting = len(redis[_queue_key(2)]) + len(redis[_queue_key(3)])
+
+    r = m.run("--move-queues=4:2")
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.stderr == ""
+    assert r.lines == [
+        f"setup: queues 2-3: {waiting} request set(s) waiting: moving them into queues 0-1",
+        f"setup: moved {waiting} request set(s); nothing is left in queues 2-3",
+        "setup: done",
+    ]
+    # QueuedTracking's own calls, as its settings page makes them (SystemSettings.php 399-401)
+    assert [c for c in r.names if c.startswith(("QueuedTracking", "Redis::"))] == [
+        "QueuedTracking\\Factory::makeBackend", "QueuedTracking\\Factory::makeQueueManager",
+        "QueuedTracking\\Manager::setNumberOfAvailableQueues", "QueuedTracking\\Manager::setNumberOfAvailableQueues",
+        "QueuedTracking\\Manager::moveSomeQueuesIfNeeded", "QueuedTracking\\Manager::setNumberOfAvailableQueues",
+        "Redis::delete", "Redis::delete", "Redis::delete",  # queues 2, 3 and (range() includes it) 4
+    ]
+    assert _index(r, "QueuedTracking\\Manager::moveSomeQueuesIfNeeded", 2, 4) > 0
+    # nothing else of Matomo is touched: no install, plugin, updater, user or site step
+    for name in ("DbHelper::getTablesInstalled", "Plugin::install", "Updater::getComponentUpdates",
+                 "UsersManager\\API::getUsersHavingSuperUserAccess", "SitesManager\\API::getAllSitesId"):
+        assert name not in r.names, name
+
+    after = m.state()["redis"]
+    assert set(after) == {_queue_key(0), _queue_key(1)}
+    # every request is still queued exactly once, each in the queue its visitor maps to
+    def requests(lists: dict[str, list[str]]) -> list[tuple[str, str]]:
+        return sorted((req["_id"], req["n"]) for values in lists.values() for value in values
+                      for req in json.loads(value)["requests"])
+
+    assert requests(after) == requests(before["redis"])
+    for key, values in after.items():
+        queue = 0 if key == _queue_key(0) else 1
+        for value in values:
+            assert {_queue_of(req["_id"], 2) for req in json.loads(value)["requests"]} == {queue}
+    # what queues 0 and 1 held stays first, in order: the moved sets are appended
+    for queue in (0, 1):
+        assert after[_queue_key(queue)][: len(redis[_queue_key(queue)])] == redis[_queue_key(queue)]
+    for key in ("tables", "options", "plugins", "users", "sites"):
+        assert m.state()[key] == before[key], key
+
+
+def test_move_queues_with_nothing_waiting_is_a_quiet_success(tmp_path: Path) -> None:
+    m = Matomo(tmp_path, _installed_state(redis={_queue_key(0): [_request_set("abcdef0123456789")]}))
+    r = m.run("--move-queues=2:1")
+    assert r.code == 0, r.stderr
+    assert r.lines == ["setup: queue 1: 0 request set(s) waiting: moving them into queue 0",
+                       "setup: moved 0 request set(s); nothing is left in queue 1", "setup: done"]
+    assert m.state()["redis"] == {_queue_key(0): [_request_set("abcdef0123456789")]}
+
+
+@pytest.mark.parametrize("args", [["--move-queues=2:4"], ["--move-queues=4:0"], ["--move-queues=4:4"], ["--bogus"],
+                                  ["--move-queues=4:2", "extra"], ["--move-queues=x:2"]])
+def test_any_other_argument_is_refused_before_matomo_is_touched(tmp_path: Path, args: list[str]) -> None:
+    m = Matomo(tmp_path, _installed_state())
+    r = m.run(*args)
+    assert r.code == 1
+    assert r.stderr == ("setup: arguments: expected no argument, or --move-queues=OLD:NEW with OLD > NEW >= 1; got "
+                        + " ".join(args) + "\n")
+    assert r.names == [] and r.stdout == ""
+
+
+def test_a_failing_move_is_one_line(tmp_path: Path) -> None:
+    state = _installed_state(redis={_queue_key(1): [_request_set("fff0000000000000")]})
+    state["throw"] = {"QueuedTracking\\Factory::makeBackend": "Redis connection refused"}
+    m = Matomo(tmp_path, state)
+    r = m.run("--move-queues=2:1")
+    assert (r.code, r.stderr) == (1, "setup: move-queues: Redis connection refused\n")
+    assert m.state()["redis"] == state["redis"]
+
+
+def _fake_php(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    php = bin_dir / "php"
+    php.write_text('#!/bin/sh\nprintf "php %s\\n" "$*"\n')
+    php.chmod(0o755)
+    return bin_dir
+
+
+def test_the_jobs_guard_runs_only_a_script_that_can_move_queues(tmp_path: Path) -> None:
+    """The setup job's command in move-queues mode: an image built by an older
+    matomo-nomad has a setup.php that ignores arguments and would run a plain setup,
+    exit 0, and the processors would start with the removed queues still full."""
+    from matomo_nomad._upgrade import EXIT_MOVE_UNSUPPORTED, MOVE_QUEUES_MARKER, move_queues_command
+
+    assert MOVE_QUEUES_MARKER in SCRIPT.read_text()
+    env = {**os.environ, "PATH": f"{_fake_php(tmp_path)}:{os.environ['PATH']}"}
+    new = tmp_path / "setup.php"
+    shutil.copy(SCRIPT, new)
+    command, args = move_queues_command(4, 2, script=str(new))
+    assert command == "/bin/sh" and "${" not in " ".join(args)  # nothing for Nomad to interpolate
+    ok = subprocess.run([command, *args], env=env, capture_output=True, text=True)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, f"php {new} --move-queues=4:2\n", "")
+
+    old = tmp_path / "old-setup.php"
+    old.write_text(SCRIPT.read_text().replace(MOVE_QUEUES_MARKER, "an older script"))
+    command, args = move_queues_command(4, 2, script=str(old))
+    refused = subprocess.run([command, *args], env=env, capture_output=True, text=True)
+    assert refused.returncode == EXIT_MOVE_UNSUPPORTED and refused.stdout == ""
+    assert refused.stderr == (f"setup: move-queues: {old} cannot move queues (an image built by an older "
+                              "matomo-nomad): rebuild the image with matomo-nomad image\n")
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is not None:
+        lint = subprocess.run([shellcheck, "-s", "sh", "-"], input=args[1], capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout

@@ -28,14 +28,19 @@ Options and knobs (attributes, changeable while running): ``acl_token``,
 Scripting the cluster: ``progress(job_id, "successful"|"failed"|"deadline"|
 "running", steps=[...], interval=0.05|None, failure={...})``,
 ``advance(job_id, steps)``, ``fail_placement(group, job_id, metrics=...)``,
-``wait_for_deployment(job_id)``, ``put_variable(path, items)``; reading it:
+``wait_for_deployment(job_id)``, ``put_variable(path, items)``; batch jobs:
+``batch_outcome(job_id, "complete"|"failed"|"running", failure=..., runs_for=s)``
+(for a periodic job, its launches), ``finish_batch(job_id)``,
+``launch_periodic(job_id)`` (the dispatcher's launch; refused while disabled),
+``stop_delay(job_id, s|None)`` (how long a stop takes; None: never); reading it:
 ``job()``, ``job_versions()``, ``deployment()``, ``deployments()``,
 ``allocations()``, ``variable()``, ``index``.
 
 Faults: ``add_latency(s, path)``, ``fail(path, status, body)``,
 ``hang(path)``, ``drop(path)``, ``truncate(path)``, ``non_json(path)``,
 ``redirect(path, location)``, generic ``inject(kind, ...)`` with
-``method=``, ``times=``, ``skip=``; ``clear_faults()``, ``release_hangs()``.
+``method=``, ``times=``, ``skip=``, ``job=`` (only requests whose body's
+``Job.ID`` is that job); ``clear_faults()``, ``release_hangs()``.
 Paths are regular expressions searched in the request path.
 
 Recording: ``requests`` (every request: method, path, target, query,

@@ -36,6 +36,7 @@ import datetime as _dt
 import heapq
 import itertools
 import json as _json
+import math
 import random
 import re
 import select
@@ -628,10 +629,15 @@ class Fault:
     skip: int = 0  # let this many matching requests through first
     hits: int = 0  # requests affected so far
     seen: int = 0  # matching requests seen so far
+    job: str | None = None  # only requests whose JSON body's Job.ID is this
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: Any = None) -> bool:
         if self.method is not None and self.method.upper() != method:
             return False
+        if self.job is not None:
+            job = body.get("Job") if isinstance(body, dict) else None
+            if not isinstance(job, dict) or job.get("ID") != self.job:
+                return False
         return self.path is None or bool(self.path.search(path))
 
 
@@ -799,6 +805,7 @@ class FakeNomad:
         self._variables: dict[tuple[str, str], dict] = {}
         self._scripts: dict[tuple[str, str], dict] = {}
         self._batch_scripts: dict[tuple[str, str], dict] = {}
+        self._stop_delays: dict[tuple[str, str], float | None] = {}
         self._rollouts: dict[str, _Rollout] = {}  # by deployment id or "job:<ns>/<id>:<n>"
         self._placement_failures: list[tuple[str | None, str | None, str, dict]] = []
 
@@ -949,6 +956,7 @@ class FakeNomad:
         location: str | None = None,
         times: int | None = None,
         skip: int = 0,
+        job: str | None = None,
     ) -> Fault:
         """Add a fault for requests whose path matches ``path`` (re.search; None: all).
 
@@ -959,14 +967,16 @@ class FakeNomad:
         a response), ``truncate`` (send headers announcing a longer body, then
         close), ``non_json`` (a 200 whose body is not JSON), ``redirect`` (a
         301 to ``location``). ``times`` limits how many requests are affected,
-        ``skip`` lets the first N matching requests through.
+        ``skip`` lets the first N matching requests through; ``job`` limits the fault
+        to requests whose JSON body is about that job (``{"Job": {"ID": job}}``: the
+        registration or plan of one job among several).
         """
         if kind not in ("latency", "status", "hang", "drop", "truncate", "non_json", "redirect"):
             raise ValueError(f"unknown fault kind {kind!r}")
         fault = Fault(
             kind=kind, path=re.compile(path) if path is not None else None, method=method,
             latency=latency, status=status, body=body, content_type=content_type,
-            location=location, times=times, skip=skip,
+            location=location, times=times, skip=skip, job=job,
         )
         with self._record_lock:
             self._faults.append(fault)
@@ -1055,16 +1065,76 @@ class FakeNomad:
         outcome: str = "complete",
         *,
         failure: dict | None = None,
+        runs_for: float = 0.0,
         namespace: str = "default",
     ) -> None:
         """How the allocations of later versions of a batch job (no deployment) end:
         "complete" (the default: the task exits 0), "failed" (the task dies; ``failure``
         replaces its event, e.g. ``{"Type": "Terminated", "DisplayMessage": "Exit Code: 3",
-        "ExitCode": 3}``) or "running" (never ends)."""
+        "ExitCode": 3}``) or "running" (never ends; :meth:`finish_batch` ends it).
+        ``runs_for`` seconds pass between the task's start and its end. For a periodic
+        job, the script applies to its launches (children without a script of their own)."""
         if outcome not in ("complete", "failed", "running"):
             raise ValueError(f"unknown batch outcome {outcome!r}")
         with self._lock:
-            self._batch_scripts[_job_key(namespace, job_id)] = {"outcome": outcome, "failure": failure}
+            self._batch_scripts[_job_key(namespace, job_id)] = {"outcome": outcome, "failure": failure,
+                                                                "runs_for": runs_for}
+
+    def finish_batch(self, job_id: str, outcome: str = "complete", *, failure: dict | None = None,
+                     namespace: str = "default") -> int:
+        """End the running allocations of a batch job now, as its task would by exiting
+        ("complete": exit 0; "failed": ``failure`` as its event). Returns how many ended."""
+        if outcome not in ("complete", "failed"):
+            raise ValueError(f"unknown batch outcome {outcome!r}")
+        with self._lock:
+            rec = self._jobs.get(_job_key(namespace, job_id))
+            ended = 0
+            for alloc in self._allocs_of(namespace, job_id):
+                if alloc["DesiredStatus"] == "run" and alloc["ClientStatus"] in ("pending", "running"):
+                    if alloc["ClientStatus"] == "pending":
+                        self._start_alloc(alloc)
+                    if outcome == "complete":
+                        self._finish_alloc(alloc, killed=False)
+                    else:
+                        self._fail_alloc(alloc, failure)
+                    ended += 1
+            if rec is not None:
+                self._refresh_status(rec)
+            return ended
+
+    def launch_periodic(self, job_id: str, namespace: str = "default") -> str:
+        """What Nomad's periodic dispatcher does at a launch time (nomad/periodic.go
+        dispatch): a child job ``<id>/periodic-<unix time>``, whose ID is returned.
+        Refused, as the dispatcher tracks no such job, for a stopped job or one whose
+        launches are disabled (``periodic { enabled = false }``)."""
+        with self._lock:
+            try:
+                return self._periodic_force_locked(namespace, job_id)["ChildID"]
+            except _Error as error:
+                raise ValueError(error.message) from None
+
+    def stop_delay(self, job_id: str, seconds: float | None, namespace: str = "default") -> None:
+        """How long the client takes to stop an allocation of ``job_id`` once the
+        scheduler has told it to (default: one tick); None: it never does (a task that
+        outlives its kill timeout, or a client that no longer answers). A number also
+        finishes, after that long, the stops still outstanding."""
+        with self._lock:
+            self._stop_delays[_job_key(namespace, job_id)] = seconds
+            if seconds is None:
+                return
+            for alloc in self._allocs_of(namespace, job_id):
+                if alloc["DesiredStatus"] == "stop" and alloc["ClientStatus"] in ("pending", "running"):
+                    alloc_id = alloc["ID"]
+
+                    def finish(alloc_id: str = alloc_id) -> None:
+                        a = self._allocs.get(alloc_id)
+                        if a is not None and a["ClientStatus"] in ("pending", "running"):
+                            self._finish_alloc(a, killed=True)
+                            rec = self._jobs.get((a["Namespace"], a["JobID"]))
+                            if rec:
+                                self._refresh_status(rec)
+
+                    self._after(seconds, finish)
 
     def advance(self, job_id: str, steps: int = 1, namespace: str = "default") -> dict | None:
         """Run the next ``steps`` scheduler steps of the job's active rollout now."""
@@ -1101,6 +1171,11 @@ class FakeNomad:
         with self._lock:
             rec = self._jobs.get(_job_key(namespace, job_id))
             return copy.deepcopy(rec.job) if rec else None
+
+    def job_ids(self, prefix: str = "", namespace: str = "default") -> list[str]:
+        """The ids of the jobs registered (and not purged) whose id starts with ``prefix``."""
+        with self._lock:
+            return sorted(job_id for ns, job_id in self._jobs if ns == namespace and job_id.startswith(prefix))
 
     def job_versions(self, job_id: str, namespace: str = "default") -> list[dict]:
         with self._lock:
@@ -1464,7 +1539,9 @@ class FakeNomad:
                 if rec:
                     self._refresh_status(rec)
 
-        self._after(self.tick, finish)
+        delay = self._stop_delays.get((alloc["Namespace"], alloc["JobID"]), self.tick)
+        if delay is not None:
+            self._after(delay, finish)
 
     # ---------------------------------------------------------------- clock
 
@@ -1909,7 +1986,10 @@ class FakeNomad:
             if rollout.key == (ns, rec.job_id):
                 rollout.done = True
 
-        dep_groups = {n: g for n, g in new_groups.items() if _group_update(job, g) is not None}
+        # scheduler/reconcile.go computeGroup: no deployment for a group whose desired
+        # total is 0 (a service registered, or scaled, with count 0)
+        dep_groups = {n: g for n, g in new_groups.items()
+                      if _group_update(job, g) is not None and int(g.get("Count", 1)) > 0}
         other_groups = {n: g for n, g in new_groups.items() if n not in dep_groups}
         ev_id = ev["ID"]
         self._after(self.tick, lambda: self._complete_eval(
@@ -1925,8 +2005,12 @@ class FakeNomad:
                         alloc["JobVersion"] = job["Version"]
                         self._touch_alloc(alloc)
             steps = ["place_all", "start_all"]
-            batch = self._batch_scripts.get((ns, rec.job_id), {"outcome": "complete", "failure": None})
+            # A periodic launch runs as its parent's script says, unless it has its own.
+            batch = (self._batch_scripts.get((ns, rec.job_id)) or self._batch_scripts.get((ns, job.get("ParentID") or ""))
+                     or {"outcome": "complete", "failure": None})
             if job.get("Type") in ("batch", "sysbatch"):
+                if batch["outcome"] != "running":
+                    steps += ["wait"] * math.ceil(float(batch.get("runs_for") or 0) / self.tick)
                 steps += {"complete": ["complete_all"], "failed": ["fail_all"], "running": []}[batch["outcome"]]
             rollout = _Rollout(key=(ns, rec.job_id), steps=steps, interval=self.tick, job_version=job["Version"],
                                failure={"eval": ev_id, "blocked": set(failed), "task": batch["failure"]})
@@ -2087,7 +2171,8 @@ class FakeNomad:
         child.pop("Periodic", None)
         child.update(ID=child_id, Name=child_id, ParentID=job_id)
         reply = self._register_locked(ns, child, submission=None)
-        return {"EvalID": reply["EvalID"], "EvalCreateIndex": reply["EvalCreateIndex"], "Index": reply["EvalCreateIndex"]}
+        return {"EvalID": reply["EvalID"], "EvalCreateIndex": reply["EvalCreateIndex"], "Index": reply["EvalCreateIndex"],
+                "ChildID": child_id}
 
     # ---------------------------------------------------------------- variables
 
@@ -2168,12 +2253,12 @@ class FakeNomad:
         with self._record_lock:
             self._requests.append(rec)
 
-    def _pick_faults(self, method: str, path: str) -> tuple[float, Fault | None]:
+    def _pick_faults(self, method: str, path: str, body: Any = None) -> tuple[float, Fault | None]:
         latency = 0.0
         chosen = None
         with self._record_lock:
             for fault in self._faults:
-                if not fault.matches(method, path):
+                if not fault.matches(method, path, body):
                     continue
                 if fault.kind != "latency" and chosen is not None:
                     continue
@@ -2191,7 +2276,7 @@ class FakeNomad:
 
     def _handle(self, req: RecordedRequest) -> _Response:
         """Everything between reading a request and writing its answer."""
-        latency, fault = self._pick_faults(req.method, req.path)
+        latency, fault = self._pick_faults(req.method, req.path, req.json)
         if latency:
             self._stopping.wait(latency)
         if fault is not None:
@@ -2605,6 +2690,7 @@ class FakeNomad:
         self._acl(req)
         with self._lock:
             reply = self._periodic_force_locked(ns, job_id)
+        reply.pop("ChildID")  # for launch_periodic(); structs.PeriodicForceResponse has no such field
         return self._json(reply, index=reply["Index"])
 
     def _h_deployment_get(self, req: RecordedRequest, dep_id: str) -> _Response:

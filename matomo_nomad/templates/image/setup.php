@@ -32,6 +32,13 @@
  * Exit codes: 0 done; 1 failure (one line on stderr: "setup: <step>: <message>");
  *             3 [database] collation must be set first; 4 install inputs missing.
  *
+ * The move-queues mode (matomo-nomad: move-queues), `php setup.php --move-queues=OLD:NEW`:
+ * instead of the steps above, move the tracking requests waiting in QueuedTracking's
+ * queues NEW..OLD-1 into queues 0..NEW-1, as saving a lower "number of queue workers" in
+ * the plugin's settings page does. `matomo-nomad run` runs it once ingestion writes only
+ * to the NEW queues and no queue processor runs (see moveQueues()). Any other argument
+ * is refused (exit 1), so a mode this script does not know never runs a plain setup.
+ *
  * Matomo references are to matomo-org/matomo at tag 5.1.2 unless another tag is named.
  */
 
@@ -120,7 +127,7 @@ function env(string $name): string
 // ---------------------------------------------------------------------------------
 // The steps, in order.
 
-function main(): int
+function main(array $argv): int
 {
     // PHP's own error output would print a fatal error twice (display and log) and
     // with paths; the shutdown handler below prints one line instead.
@@ -133,8 +140,21 @@ function main(): int
     register_shutdown_function(__NAMESPACE__ . '\onShutdown');
 
     try {
+        Run::$step = 'arguments';
+        $move = parseArguments(array_slice($argv, 1));
+
         Run::$step = 'bootstrap';
         bootstrap();
+
+        if ($move !== null) {
+            Run::$step = 'move-queues';
+            \Piwik\Access::doAsSuperUser(function () use ($move) {
+                moveQueues($move[0], $move[1]);
+            });
+            say('done');
+            Run::$finished = true;
+            return 0;
+        }
 
         // Access.php 658-688: every API below checks for superuser access.
         \Piwik\Access::doAsSuperUser(function () {
@@ -621,6 +641,77 @@ function ensureSite(): void
 }
 
 // ---------------------------------------------------------------------------------
+// The move-queues mode.
+
+/**
+ * The command line: nothing (a setup) or `--move-queues=OLD:NEW` with OLD > NEW >= 1.
+ * Anything else stops with exit 1 before Matomo is touched.
+ *
+ * @param string[] $arguments
+ * @return int[]|null [OLD, NEW], or null for a setup
+ */
+function parseArguments(array $arguments): ?array
+{
+    if (count($arguments) === 0) {
+        return null;
+    }
+    if (count($arguments) === 1 && preg_match('/^--move-queues=([1-9][0-9]{0,4}):([1-9][0-9]{0,4})$/', $arguments[0], $m)) {
+        $old = (int) $m[1];
+        $new = (int) $m[2];
+        if ($old > $new) {
+            return [$old, $new];
+        }
+    }
+    throw new \InvalidArgumentException('expected no argument, or --move-queues=OLD:NEW with OLD > NEW >= 1; got ' . implode(' ', $arguments));
+}
+
+/**
+ * Moves the requests waiting in queues $new..$old-1 into queues 0..$new-1 with
+ * QueuedTracking's own code, exactly as its settings page does when the number of queue
+ * workers is lowered (plugin 5.1.1 SystemSettings.php 394-401: Factory::makeQueueManager(
+ * Factory::makeBackend()), setNumberOfAvailableQueues($new), moveSomeQueuesIfNeeded($new,
+ * $old)). moveSomeQueuesIfNeeded (Queue/Manager.php 91-104) reads each removed queue in
+ * batches, appends every request set to the queue its visitor maps to among the $new
+ * remaining ones (addRequestSetToQueues, 133-155, the same mapping as tracking: 215-228),
+ * trims the batch and finally deletes the removed queue (106-121).
+ *
+ * Unlike the settings page, a failure is not swallowed (SystemSettings.php 402-404
+ * ignores any exception), and afterwards every removed queue must be empty.
+ *
+ * It takes no queue lock (Manager.php 106-121): it must run while no processor works a
+ * removed queue and nothing writes to one. `matomo-nomad run` runs it after stopping the
+ * queue processors and rolling admin and ingestion to the new count.
+ */
+function moveQueues(int $old, int $new): void
+{
+    $backend = \Piwik\Plugins\QueuedTracking\Queue\Factory::makeBackend();
+    $manager = \Piwik\Plugins\QueuedTracking\Queue\Factory::makeQueueManager($backend);
+
+    $waiting = 0;
+    for ($id = $new; $id < $old; $id++) {
+        $waiting += $manager->createQueue($id)->getNumberOfRequestSetsInQueue();
+    }
+    $removed = $new === $old - 1 ? "queue $new" : "queues $new-" . ($old - 1);
+    $remaining = $new === 1 ? 'queue 0' : 'queues 0-' . ($new - 1);
+    say("$removed: $waiting request set(s) waiting: moving them into $remaining");
+
+    $manager->setNumberOfAvailableQueues($new);
+    $manager->moveSomeQueuesIfNeeded($new, $old);
+
+    $left = [];
+    for ($id = $new; $id < $old; $id++) {
+        $count = $manager->createQueue($id)->getNumberOfRequestSetsInQueue();
+        if ($count > 0) {
+            $left[] = "queue $id: $count";
+        }
+    }
+    if ($left) {
+        throw new \RuntimeException('request sets are still waiting after the move (' . implode(', ', $left) . '): is a queue processor or an ingestion node with the old number of queues still running?');
+    }
+    say("moved $waiting request set(s); nothing is left in $removed");
+}
+
+// ---------------------------------------------------------------------------------
 // Inputs.
 
 /**
@@ -673,4 +764,4 @@ function superuserPassword(): string
     return $password;
 }
 
-exit(main());
+exit(main($_SERVER['argv'] ?? []));

@@ -992,6 +992,346 @@ namespace Piwik\Plugins\SitesManager {
     }
 }
 
+namespace Piwik\Tracker {
+    // core/Tracker/Request.php: a tracking request's parameters
+    class Request
+    {
+        private $params;
+
+        public function __construct($params)
+        {
+            $this->params = $params;
+        }
+
+        public function getParams()
+        {
+            return $this->params;
+        }
+
+        // core/Tracker/Request.php:746: the visitor id as binary (from _id, 16 hex characters)
+        public function getVisitorId()
+        {
+            $id = $this->params['_id'] ?? '';
+            return ($id !== '' && ctype_xdigit($id)) ? hex2bin($id) : false;
+        }
+
+        // core/Tracker/Request.php:894
+        public function getIpString()
+        {
+            return $this->params['cip'] ?? '127.0.0.1';
+        }
+    }
+
+    // core/Tracker/RequestSet.php: the requests of one tracking HTTP request
+    class RequestSet
+    {
+        private $requests = [];
+        private $state = [];
+
+        // core/Tracker/RequestSet.php:33
+        public function setRequests($requests)
+        {
+            $this->requests = [];
+            foreach ($requests as $request) {
+                $this->requests[] = $request instanceof Request ? $request : new Request($request);
+            }
+        }
+
+        // core/Tracker/RequestSet.php:67
+        public function getRequests()
+        {
+            return $this->requests;
+        }
+
+        // core/Tracker/RequestSet.php:119
+        public function hasRequests()
+        {
+            return !empty($this->requests);
+        }
+
+        // core/Tracker/RequestSet.php:138-152: requests (their parameters), env, tokenAuth, time
+        public function getState()
+        {
+            $requests = [];
+            foreach ($this->requests as $request) {
+                $requests[] = $request->getParams();
+            }
+            return array_merge($this->state, ['requests' => $requests]);
+        }
+
+        // core/Tracker/RequestSet.php:154
+        public function restoreState($state)
+        {
+            $this->state = $state;
+            $this->setRequests($state['requests'] ?? []);
+        }
+    }
+}
+
+namespace Piwik\Plugins\QueuedTracking\Queue\Backend {
+    use MatomoStub\Stub;
+
+    /**
+     * QueuedTracking 5.1.1 Queue/Backend/Redis.php on the stub's state: `redis` holds each
+     * list (key => values). Values are stored as given (the real backend gzcompresses them
+     * and reads uncompressed values as they are, 121-130).
+     */
+    class Redis
+    {
+        private function &lists(): array
+        {
+            if (!isset(Stub::$state['redis'])) {
+                Stub::$state['redis'] = [];
+            }
+            $lists =& Stub::$state['redis'];
+            return $lists;
+        }
+
+        // Redis.php:99: RPUSH each value
+        public function appendValuesToList($key, $values)
+        {
+            $lists =& $this->lists();
+            foreach ($values as $value) {
+                $lists[$key][] = $value;
+            }
+            Stub::save();
+        }
+
+        // Redis.php:113: LRANGE key 0 n-1
+        public function getFirstXValuesFromList($key, $numValues)
+        {
+            if ($numValues <= 0) {
+                return [];
+            }
+            return array_slice($this->lists()[$key] ?? [], 0, $numValues);
+        }
+
+        // Redis.php:135: LTRIM key n -1
+        public function removeFirstXValuesFromList($key, $numValues)
+        {
+            if ($numValues <= 0) {
+                return;
+            }
+            $lists =& $this->lists();
+            if (isset($lists[$key])) {
+                $lists[$key] = array_values(array_slice($lists[$key], $numValues));
+                if (!$lists[$key]) {
+                    unset($lists[$key]); // Redis removes an empty list
+                }
+            }
+            Stub::save();
+        }
+
+        // Redis.php:156: LLEN
+        public function getNumValuesInList($key)
+        {
+            return count($this->lists()[$key] ?? []);
+        }
+
+        // Redis.php:183: DEL
+        public function delete($key)
+        {
+            Stub::call('Redis::delete', [$key]);
+            $lists =& $this->lists();
+            $existed = isset($lists[$key]);
+            unset($lists[$key]);
+            Stub::save();
+            return $existed;
+        }
+    }
+}
+
+namespace Piwik\Plugins\QueuedTracking {
+    use Piwik\Tracker\RequestSet;
+
+    // QueuedTracking 5.1.1 Queue.php: one queue, the list trackingQueueV1[_<id>]
+    class Queue
+    {
+        public const PREFIX = 'trackingQueueV1';
+
+        private $backend;
+        private $key;
+        private $id;
+        private $numRequestsToProcessInBulk = 50;
+
+        // Queue.php:33-43: queue 0 has no suffix
+        public function __construct($backend, $id)
+        {
+            $this->backend = $backend;
+            $this->id = $id;
+            $this->key = self::PREFIX . (!empty($id) ? '_' . $id : '');
+        }
+
+        // Queue.php:55
+        public function setNumberOfRequestsToProcessAtSameTime($numRequests)
+        {
+            $this->numRequestsToProcessInBulk = $numRequests;
+        }
+
+        // Queue.php:65
+        public function getNumberOfRequestSetsInQueue()
+        {
+            return $this->backend->getNumValuesInList($this->key);
+        }
+
+        // Queue.php:70-80
+        public function addRequestSet(RequestSet $requests)
+        {
+            if (!$requests->hasRequests()) {
+                return;
+            }
+            $this->backend->appendValuesToList($this->key, [json_encode($requests->getState())]);
+        }
+
+        // Queue.php:82
+        public function delete()
+        {
+            return $this->backend->delete($this->key);
+        }
+
+        // Queue.php:90-105: read, not removed
+        public function getRequestSetsToProcess()
+        {
+            $sets = [];
+            foreach ($this->backend->getFirstXValuesFromList($this->key, $this->numRequestsToProcessInBulk) as $value) {
+                $set = new RequestSet();
+                $set->restoreState(json_decode($value, true));
+                $sets[] = $set;
+            }
+            return $sets;
+        }
+
+        // Queue.php:112
+        public function markRequestSetsAsProcessed()
+        {
+            $this->backend->removeFirstXValuesFromList($this->key, $this->numRequestsToProcessInBulk);
+        }
+    }
+}
+
+namespace Piwik\Plugins\QueuedTracking\Queue {
+    use MatomoStub\Stub;
+    use Piwik\Config;
+    use Piwik\Plugins\QueuedTracking\Queue;
+    use Piwik\Tracker\RequestSet;
+
+    class Factory
+    {
+        // Queue/Factory.php:23 (makeBackendFromSettings 55-84: a Redis backend unless
+        // backend = mysql)
+        public static function makeBackend()
+        {
+            Stub::call('QueuedTracking\Factory::makeBackend');
+            $settings = Config::getInstance()->QueuedTracking;
+            if (($settings['backend'] ?? 'redis') !== 'redis') {
+                throw new \LogicException('stub: only the redis backend is stubbed');
+            }
+            return new Backend\Redis();
+        }
+
+        // Queue/Factory.php:30-39: numQueueWorkers and numRequestsToProcess from the
+        // settings (a config value wins; the settings' defaults are 4 and 25)
+        public static function makeQueueManager($backend)
+        {
+            $settings = Config::getInstance()->QueuedTracking;
+            Stub::call('QueuedTracking\Factory::makeQueueManager', [(int) ($settings['numQueueWorkers'] ?? 4)]);
+            $manager = new Manager($backend);
+            $manager->setNumberOfAvailableQueues((int) ($settings['numQueueWorkers'] ?? 4));
+            $manager->setNumberOfRequestsToProcessAtSameTime((int) ($settings['numRequestsToProcess'] ?? 25));
+            return $manager;
+        }
+    }
+
+    class Manager
+    {
+        private $backend;
+        private $numQueuesAvailable = 4;
+        private $numRequestsToProcessInBulk = 50;
+
+        // Queue/Manager.php:70 (the lock is not used by what the script calls)
+        public function __construct($backend)
+        {
+            $this->backend = $backend;
+        }
+
+        // Queue/Manager.php:81
+        public function setNumberOfAvailableQueues($numQueues)
+        {
+            Stub::call('QueuedTracking\Manager::setNumberOfAvailableQueues', [(int) $numQueues]);
+            $this->numQueuesAvailable = (int) $numQueues;
+        }
+
+        // Queue/Manager.php:123
+        public function setNumberOfRequestsToProcessAtSameTime($numRequests)
+        {
+            $this->numRequestsToProcessInBulk = $numRequests;
+        }
+
+        // Queue/Manager.php:91-104: queues range(new, old) (old itself too, which is empty)
+        public function moveSomeQueuesIfNeeded($newNumberOfAvailableWorkers, $oldNumberOfAvailableWorkers)
+        {
+            Stub::call('QueuedTracking\Manager::moveSomeQueuesIfNeeded', [$newNumberOfAvailableWorkers, $oldNumberOfAvailableWorkers]);
+            if ($newNumberOfAvailableWorkers >= $oldNumberOfAvailableWorkers) {
+                return false;
+            }
+            $this->setNumberOfAvailableQueues($newNumberOfAvailableWorkers);
+            foreach (range($newNumberOfAvailableWorkers, $oldNumberOfAvailableWorkers) as $queueId) {
+                // Queue/Manager.php:106-121: batch by batch, re-queued, then trimmed
+                $queue = $this->createQueue($queueId);
+                while ($requestSets = $queue->getRequestSetsToProcess()) {
+                    foreach ($requestSets as $requestSet) {
+                        $this->addRequestSetToQueues($requestSet);
+                    }
+                    $queue->markRequestSetsAsProcessed();
+                }
+                $queue->delete();
+            }
+            return true;
+        }
+
+        // Queue/Manager.php:133-155: each request to its visitor's queue
+        public function addRequestSetToQueues(RequestSet $requestSet)
+        {
+            $queues = [];
+            foreach ($requestSet->getRequests() as $request) {
+                $queues[$this->getQueueIdForVisitor($this->getVisitorIdFromRequest($request))][] = $request;
+            }
+            foreach ($queues as $queueId => $requests) {
+                $requestSet->setRequests($requests);
+                $this->createQueue($queueId)->addRequestSet($requestSet);
+            }
+        }
+
+        // Queue/Manager.php:176
+        public function createQueue($id)
+        {
+            $queue = new Queue($this->backend, $id);
+            $queue->setNumberOfRequestsToProcessAtSameTime($this->numRequestsToProcessInBulk);
+            return $queue;
+        }
+
+        // Queue/Manager.php:197-213
+        private function getVisitorIdFromRequest($request)
+        {
+            $visitorId = $request->getVisitorId();
+            return empty($visitorId) ? md5($request->getIpString()) : bin2hex($visitorId);
+        }
+
+        // Queue/Manager.php:215-228: the first three characters, read as hex when they
+        // are, otherwise the sum of their codes (a short id repeats its last character)
+        protected function getQueueIdForVisitor($visitorId)
+        {
+            $head = strtolower(substr($visitorId, 0, 3));
+            if ($head !== '' && ctype_xdigit($head)) {
+                $number = hexdec($head);
+            } else {
+                $number = array_sum(array_map('ord', str_split(str_pad($head, 3, substr($head, -1) ?: "\0"))));
+            }
+            return $number % $this->numQueuesAvailable;
+        }
+    }
+}
+
 namespace {
     // core/bootstrap.php 14-16
     if (!defined('PIWIK_USER_PATH')) {
