@@ -66,16 +66,13 @@ def load(path: Path | None) -> "Deployment":
 
 def checked(deployment: "Deployment") -> "Deployment":
     """Apply the Matomo-aware checks: print warnings, refuse on errors (exit 2)."""
-    from ._checks import ERROR, check
-    from ._errors import DeploymentError, Problem
+    from ._checks import ERROR, check, refuse_errors
 
     findings = check(deployment)
     for finding in findings:
         if finding.severity != ERROR:
             sys.stderr.write(f"warning: {finding.location}: {finding.message} ({finding.fix}) [{finding.rule}]\n")
-    errors = [Problem(f.location, f"{f.message} [{f.rule}]", f.fix) for f in findings if f.severity == ERROR]
-    if errors:
-        raise DeploymentError(errors)
+    refuse_errors(findings)
     return deployment
 
 
