@@ -427,6 +427,17 @@ def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     assert "Updater::getComponentUpdates" not in r.names
 
 
+def test_an_older_image_installs_nothing_in_a_newer_database(tmp_path: Path) -> None:
+    # A plugin the newer database has not seen: the older image must not install it
+    # before refusing (core/Updater.php 432-433: Matomo never downgrades).
+    plugins = {**PLUGINS, "CustomDimensions": {"version": "5.0.3", "install": "ok"}}
+    m = Matomo(tmp_path, _installed_state(plugins=plugins, options={
+        "version_core": "5.2.0", **{f"version_{n}": p["version"] for n, p in PLUGINS.items()}}))
+    r = m.run()
+    assert r.code == 1 and "cannot downgrade" in r.stderr
+    assert "Plugin::install" not in r.names
+
+
 # --- the collation guard ------------------------------------------------------------------
 
 
@@ -703,6 +714,11 @@ def test_forcesave_writes_nothing_and_setup_goes_on(fresh: Matomo) -> None:
             "the config is read-only and managed by matomo-nomad") in r.lines
     assert r.lines[-1] == "setup: done"
     assert _config_snapshot(fresh) == before
+    # The refused save puts the files' settings back in memory: QueuedTracking's install
+    # replaced its section there, and the rest of the run must see the deployment's.
+    reloads = [i for i, name in enumerate(r.names) if name == "IniFileChain::reload"]
+    installed = _index(r, "QueuedTracking\\Configuration::install")
+    assert any(installed < i < _index(r, "Updater::getComponentUpdates") for i in reloads)
 
 
 def test_without_the_guard_the_stub_would_write_the_read_only_file(fresh: Matomo) -> None:

@@ -158,6 +158,12 @@ function main(array $argv): int
 
         // Access.php 658-688: every API below checks for superuser access.
         \Piwik\Access::doAsSuperUser(function () {
+            // First: an older image must change nothing in a newer database, not even
+            // install its plugins (getCurrentComponentVersion is false without tables,
+            // core/Updater.php 172-188, so this is safe on an empty database too).
+            Run::$step = 'update';
+            refuseDowngrade();
+
             Run::$step = 'install';
             installIfEmpty();
 
@@ -165,7 +171,6 @@ function main(array $argv): int
             installUnrecordedPlugins();
 
             Run::$step = 'update';
-            refuseDowngrade();
             refuseCollationMigration();
             runUpdater();
 
@@ -307,6 +312,12 @@ function readOnlyConfig($settingsProvider): \Piwik\Config
                 $what = 'could not compare it with the files';
             }
             say("Matomo wanted to save config.ini.php ($what): not written, the config is read-only and managed by matomo-nomad");
+            // Back to what the files say (core/Config.php 308): QueuedTracking's install
+            // replaced its whole section in memory (Configuration.php 28-42, 5.1.1), and
+            // its settings are read from the in-memory config on every call
+            // (core/Settings/Plugin/SystemSetting.php 68-90): the rest of this run must
+            // see the deployment's [QueuedTracking], as every role will.
+            $this->reload();
         }
     };
 }

@@ -238,6 +238,18 @@ namespace Piwik\Config {
         // core/Config/IniFileChain.php:62
         public function __construct(array $defaultSettingsFiles = [], $userSettingsFile = null)
         {
+            $this->load($defaultSettingsFiles, $userSettingsFile);
+        }
+
+        // core/Config/IniFileChain.php:213: the files read again, in-memory changes dropped
+        public function reload($defaultSettingsFiles = [], $userSettingsFile = null)
+        {
+            \MatomoStub\Stub::call('IniFileChain::reload');
+            $this->load($defaultSettingsFiles, $userSettingsFile);
+        }
+
+        private function load(array $defaultSettingsFiles, $userSettingsFile): void
+        {
             $merged = [];
             foreach ($defaultSettingsFiles as $file) {
                 if (is_readable($file)) {
@@ -294,6 +306,15 @@ namespace Piwik\Application\Kernel {
             $this->pathCommon = $pathCommon ?: PIWIK_USER_PATH . Config::DEFAULT_COMMON_CONFIG_PATH;
             $this->pathLocal = $pathLocal ?: PIWIK_USER_PATH . Config::DEFAULT_LOCAL_CONFIG_PATH;
             $this->iniFileChain = new IniFileChain([$this->pathGlobal, $this->pathCommon], $this->pathLocal);
+        }
+
+        // core/Application/Kernel/GlobalSettingsProvider.php:108
+        public function reload($pathGlobal = null, $pathLocal = null, $pathCommon = null)
+        {
+            $this->pathGlobal = $pathGlobal ?: $this->pathGlobal;
+            $this->pathCommon = $pathCommon ?: $this->pathCommon;
+            $this->pathLocal = $pathLocal ?: $this->pathLocal;
+            $this->iniFileChain->reload([$this->pathGlobal, $this->pathCommon], $this->pathLocal);
         }
 
         // core/Application/Kernel/GlobalSettingsProvider.php:93
@@ -436,6 +457,12 @@ namespace Piwik {
             if (@file_put_contents($this->getLocalPath(), $out, LOCK_EX) === false) {
                 throw new \Exception('The Matomo configuration file (config/config.ini.php) is not writable');
             }
+        }
+
+        // core/Config.php:308
+        protected function reload($pathLocal = null, $pathGlobal = null, $pathCommon = null)
+        {
+            $this->settings->reload($pathGlobal, $pathLocal, $pathCommon);
         }
 
         // core/Config.php:440
