@@ -3,7 +3,9 @@
 Connection flags mirror the nomad CLI's environment variables and override them.
 Exit codes: `plan` is 0 (no change), 1 (changes) or 255 (error), like `nomad job plan`;
 the other commands exit 0 on success and otherwise with the code of the failure's
-kind (see `_errors`: 10-23), the first failing job's when several fail.
+kind (see `_errors`: 10-23), the first failing job's when several fail. `status --check`
+exits 30 when the health section (`_nomad_health`) has warnings; without it, warnings
+never change the exit code.
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ def add_commands(commands: Any) -> None:
             from ._queue_health import add_flags
 
             add_flags(parser)
+            parser.add_argument("--health", action="store_true",
+                                help="add the health section (Nomad API: archiver launches, next launch, "
+                                "allocations running against desired, restarts) to the text output; "
+                                "the JSON output always has it")
+            parser.add_argument("--check", action="store_true",
+                                help="like --health, and exit 30 when the health section has warnings "
+                                "(default: exit 0)")
         if name == "run":
             parser.add_argument("--detach", action="store_true", help="register and return; do not wait for deployments "
                                 "(refused for an upgrade or fewer queues, whose steps each wait for the one before)")
@@ -202,6 +211,11 @@ def _status(args: argparse.Namespace) -> int:
         return queue_status(args, load(args.file))
     cluster, deployment = _cluster_and_deployment(args)
     statuses = cluster.status(deployment)
+    from ._nomad_health import text_lines
+    from ._queue_health import EXIT_WARNINGS
+
+    warned = any(s.health is not None and s.health.warnings for s in statuses)
+    code = EXIT_WARNINGS if warned and args.check else 0
     if args.output == "json":
         rows = []
         for status in statuses:
@@ -209,7 +223,7 @@ def _status(args: argparse.Namespace) -> int:
             row["role"] = status.role.value
             rows.append(row)
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return 0
+        return code
     for s in statuses:
         if not s.exists:
             sys.stdout.write(f"{s.job_id}: not registered\n")
@@ -225,7 +239,18 @@ def _status(args: argparse.Namespace) -> int:
                 f"{g.group} {g.healthy}/{g.placed}/{g.desired}" for g in s.deployment.groups
             )
         sys.stdout.write(line + "\n")
-    return 0
+    if args.health or args.check:
+        from ._model import Role
+
+        sys.stdout.write("health (from the Nomad API):\n")
+        for s in statuses:
+            if s.health is not None:
+                sys.stdout.write(f"{s.job_id}:\n")
+                for extra in text_lines(s.health, periodic=s.role is Role.archiver):
+                    sys.stdout.write(extra + "\n")
+        warnings = sum(len(s.health.warnings) for s in statuses if s.health is not None)
+        sys.stdout.write(f"{warnings} warning{'' if warnings == 1 else 's'}\n")
+    return code
 
 
 # --- destroy ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from ._errors import (
 )
 from ._model import Deployment, Role
 from ._nomad_api import ConnectionSettings, NomadClient
+from ._nomad_health import Health, archiver_health, restarts, service_health
 from ._render import RenderedRole, render
 from ._roles import META_QUEUES, META_SETUP
 from ._upgrade import SETUP as UPGRADE_SETUP
@@ -208,6 +209,7 @@ class JobStatus:
     in_sync: bool | None = None
     deployment: DeploymentProgress | None = None
     allocations: dict[str, int] = field(default_factory=dict)
+    health: Health | None = None  # from the Nomad API alone (_nomad_health)
 
 
 @dataclass(frozen=True)
@@ -621,7 +623,23 @@ class Cluster:
             in_sync=running_hash == rendered.job["Meta"]["matomo_nomad_hash"],
             deployment=_progress(rendered.job_id, latest) if latest else None,
             allocations=dict(sorted(counts.items())),
+            health=self._health(rendered, job, allocations, ns),
         )
+
+    def _health(self, rendered: RenderedRole, job: dict[str, Any], allocations: list[dict[str, Any]],
+                ns: str) -> Health:
+        if rendered.role is Role.archiver:
+            listed = self.client.get("jobs", namespace=ns, params={"prefix": f"{rendered.job_id}/periodic-"}).data or []
+            children = [
+                (str(child["ID"]), str(child.get("Status")),
+                 self.client.get("job", str(child["ID"]), "allocations", namespace=ns).data or [])
+                for child in listed
+                if child.get("ParentID") == rendered.job_id
+            ]
+            return archiver_health(job, children)
+        if job.get("Type") == "batch":
+            return Health(desired=None, restarts=restarts(allocations))
+        return service_health(job, allocations, rendered.role.slug)
 
     # -- destroy ------------------------------------------------------------------
 

@@ -1102,16 +1102,59 @@ class FakeNomad:
                 self._refresh_status(rec)
             return ended
 
-    def launch_periodic(self, job_id: str, namespace: str = "default") -> str:
+    def launch_periodic(self, job_id: str, namespace: str = "default", *, at: int | None = None) -> str:
         """What Nomad's periodic dispatcher does at a launch time (nomad/periodic.go
         dispatch): a child job ``<id>/periodic-<unix time>``, whose ID is returned.
         Refused, as the dispatcher tracks no such job, for a stopped job or one whose
-        launches are disabled (``periodic { enabled = false }``)."""
+        launches are disabled (``periodic { enabled = false }``). ``at``: the launch time
+        (unix seconds) in the child's id, default now (see :meth:`backdate` for the rest)."""
         with self._lock:
             try:
-                return self._periodic_force_locked(namespace, job_id)["ChildID"]
+                return self._periodic_force_locked(namespace, job_id, at=at)["ChildID"]
             except _Error as error:
                 raise ValueError(error.message) from None
+
+    def backdate(self, job_id: str, seconds: float, namespace: str = "default") -> None:
+        """Move a job's submit time and its allocations' task start and finish times
+        ``seconds`` into the past, as if all of it had happened that long ago."""
+        shift = int(seconds * 1_000_000_000)
+
+        def earlier(text: str) -> str:
+            if text == ZERO_TIME:
+                return text
+            # as _go_time writes it: seconds in UTC, then an optional fraction, then "Z"
+            seconds = _dt.datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.timezone.utc)
+            fraction = text[19:].rstrip("Z").lstrip(".")
+            ns = int(seconds.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0") or 0)
+            return _go_time(ns - shift)
+
+        with self._lock:
+            rec = self._jobs.get(_job_key(namespace, job_id))
+            if rec is None:
+                raise ValueError(f"no job {job_id!r}")
+            rec.job["SubmitTime"] = int(rec.job.get("SubmitTime") or _now_ns()) - shift
+            for alloc in self._allocs_of(namespace, job_id):
+                for state in (alloc["TaskStates"] or {}).values():
+                    state["StartedAt"] = earlier(state["StartedAt"])
+                    state["FinishedAt"] = earlier(state["FinishedAt"])
+
+    def restart_tasks(self, job_id: str, restarts: int = 1, namespace: str = "default") -> int:
+        """The client restarted the tasks of the job's running allocations ``restarts``
+        times more (TaskStates[*].Restarts, LastRestart, a "Restarting" event). Returns how
+        many allocations."""
+        with self._lock:
+            touched = 0
+            for alloc in self._allocs_of(namespace, job_id):
+                if alloc["ClientStatus"] != "running":
+                    continue
+                for state in (alloc["TaskStates"] or {}).values():
+                    state["Restarts"] += restarts
+                    state["LastRestart"] = _go_time(_now_ns())
+                    state["Events"].append(self._event("Restarting", "Task restarting in 15s",
+                                                       RestartReason="Restart within policy"))
+                self._touch_alloc(alloc)
+                touched += 1
+            return touched
 
     def stop_delay(self, job_id: str, seconds: float | None, namespace: str = "default") -> None:
         """How long the client takes to stop an allocation of ``job_id`` once the
@@ -2153,7 +2196,7 @@ class FakeNomad:
             "Index": index,
         }
 
-    def _periodic_force_locked(self, ns: str, job_id: str) -> dict:
+    def _periodic_force_locked(self, ns: str, job_id: str, at: int | None = None) -> dict:
         rec = self._jobs.get(_job_key(ns, job_id))
         if rec is None:
             raise _Error(500, "job not found")
@@ -2162,7 +2205,7 @@ class FakeNomad:
         if rec.job.get("Stop") or not (rec.job.get("Periodic") or {}).get("Enabled", True):
             raise _Error(500, f'force launch for job "{job_id}" failed: '
                               f'can\'t force run non-tracked job "{job_id}" ({ns})')
-        launch = int(time.time())
+        launch = int(time.time()) if at is None else int(at)
         child_id = f"{job_id}/periodic-{launch}"
         while _job_key(ns, child_id) in self._jobs:
             launch += 1
