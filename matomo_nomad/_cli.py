@@ -11,6 +11,8 @@ Nothing is written unless everything rendered.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import os
 import sys
 from pathlib import Path
@@ -203,6 +205,10 @@ def _image(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The process ends with the command: at exit, the interpreter would collect every
+    # class, schema and validator pydantic built, one by one (~35 ms, a tenth of a
+    # render); frozen, they are left to the OS. atexit runs this before that clean-up.
+    atexit.register(gc.freeze)
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:

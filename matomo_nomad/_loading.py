@@ -7,7 +7,6 @@ are reworded here for people who edit a TOML file rather than Python objects.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -300,6 +299,8 @@ def _suggestion(loc: tuple[int | str, ...]) -> str:
     known = _known_fields(loc[:-1])
     if known is None:
         return "remove it"
+    import difflib  # only for a misspelt key: a valid file never needs it
+
     close = difflib.get_close_matches(str(loc[-1]), known, n=1)
     if close:
         return f"did you mean '{close[0]}'?"

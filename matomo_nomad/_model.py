@@ -261,6 +261,8 @@ Settings = Annotated[dict[IniSection, dict[IniKey, SettingValue]], AfterValidato
 class _Model(BaseModel):
     # strict: a deployment file that says `force_ssl = 1` or `priority = "50"` has a
     # mistake in it, and guessing what was meant is how configuration drifts.
+    # An empty list default is written `[]` (pydantic copies it for each model), not
+    # `default_factory=list`: building the classes would parse list's signature per field.
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
@@ -323,7 +325,7 @@ class Proxy(_Model):
         description="[General] proxy_client_headers[]: the $_SERVER keys Matomo reads the client IP from.",
     )
     ips: list[Annotated[str, AfterValidator(_network)]] = Field(
-        default_factory=list,
+        [],
         description="[General] proxy_ips[]: addresses or CIDR ranges of your own proxies, skipped "
         "when reading the client IP from a forwarded list.",
     )
@@ -487,8 +489,10 @@ class ImageBuild(_Model):
     )
     geoip: GeoIP | None = Field(
         None,
-        description="GeoIP database baked into misc/. Unset: none, and Matomo guesses a visitor's "
-        "country from the browser language.",
+        description="GeoIP database baked into misc/. Matomo uses it once the 'DBIP / GeoIP 2 (Php)' "
+        "location provider is selected (System > Geolocation, stored in the database, once per "
+        "installation); until then, and without a database, it guesses a visitor's country from the "
+        "browser language.",
     )
 
 
@@ -511,7 +515,7 @@ class Secrets(_Model):
     vault_policies: list[
         _matching(r"^[A-Za-z0-9_.-]{1,128}$", "is not a Vault policy name (use letters, digits, _ . -)")
     ] = Field(
-        default_factory=list,
+        [],
         description="Vault policies for the legacy token workflow (vault { policies = [...] }): what Nomad "
         "1.6 needs, still read by 1.7 to 1.9 for jobs without a role, ignored from 1.10.",
     )
@@ -675,9 +679,7 @@ ServiceName = _matching(
 class Service(_Model):
     enabled: bool = Field(True, description="Register the service (false: no service block, and no check).")
     name: ServiceName | None = Field(None, description="The service's name; unset: <deployment name>-<role>.")
-    tags: list[Text] = Field(
-        default_factory=list, description="Service tags, e.g. for a load balancer such as Traefik or Fabio."
-    )
+    tags: list[Text] = Field([], description="Service tags, e.g. for a load balancer such as Traefik or Fabio.")
     provider: Literal["consul", "nomad"] = Field(
         "nomad", description="'nomad' needs no Consul; 'consul' registers in Consul's catalog."
     )
@@ -707,7 +709,7 @@ class _RoleBase(_Model):
     memory: int = Field(512, ge=10, description="Memory in MB.")
     memory_max: int | None = Field(None, description="Memory oversubscription limit in MB (>= memory).")
     constraints: list[Constraint] = Field(
-        default_factory=list,
+        [],
         description="Nomad constraint blocks on the role's group: where its allocations may run, e.g. "
         "{ attribute = \"${meta.tier}\", value = \"web\" } or { operator = \"distinct_hosts\" }.",
     )
@@ -858,7 +860,7 @@ class ArchiveOptions(_Model):
         None, ge=1, description="core:archive --concurrent-archivers: archivers allowed to run at once (unset: no limit)."
     )
     force_idsites: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=list, description="core:archive --force-idsites: archive only these site ids (empty: all)."
+        [], description="core:archive --force-idsites: archive only these site ids (empty: all)."
     )
     skip_all_segments: bool = Field(False, description="core:archive --skip-all-segments.")
     disable_scheduled_tasks: bool = Field(
@@ -870,7 +872,7 @@ class ArchiveOptions(_Model):
     max_archives_to_process: int | None = Field(
         None, ge=1, description="core:archive --max-archives-to-process (Matomo 5+)."
     )
-    extra_args: list[Text] = Field(default_factory=list, description="More core:archive arguments, passed as given.")
+    extra_args: list[Text] = Field([], description="More core:archive arguments, passed as given.")
 
     @field_validator("extra_args")
     @classmethod

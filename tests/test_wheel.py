@@ -332,6 +332,23 @@ def test_python_m_render(built: Built) -> None:
     )
 
 
+def test_installed_package_renders_from_compiled_templates(built: Built) -> None:
+    # _compiled_templates/ ships and is fresh: no template is compiled from its .tpl
+    # (unless they were compiled by another Jinja release: test_compiled_templates says so).
+    header = (built.source / PACKAGE / "_compiled_templates" / "service_nomad.py").read_text().splitlines()[1]
+    if f"jinja2 {importlib.metadata.version('jinja2')} " not in header:
+        pytest.skip(f"compiled by another Jinja release: {header}")
+    script = (
+        "import jinja2\n"
+        "def refuse(*args, **kwargs): raise SystemExit(f'compiled from its .tpl: {args[2]}')\n"
+        "jinja2.Environment.compile = refuse\n"
+        "from matomo_nomad import example_path, image_context, load_deployment, render\n"
+        "deployment = load_deployment(example_path())\n"
+        "render(deployment).files(); image_context(deployment); print('ok')\n"
+    )
+    assert _run([built.python, "-c", script], cwd=built.empty_cwd, env=built.env) == "ok\n"
+
+
 def test_console_script(built: Built) -> None:
     script = built.venv / "bin" / "matomo-nomad"
     assert script.is_file() and os.access(script, os.X_OK), (
@@ -385,7 +402,8 @@ def test_wheel_contents(built: Built) -> None:
             if n.endswith(".dist-info/entry_points.txt")
         )
     package = built.source / PACKAGE
-    for pattern in ("templates/*.tpl", "templates/image/*.tpl", "templates/image/*.php", "examples/*.toml", "py.typed", "*.py"):
+    for pattern in ("templates/*.tpl", "templates/image/*.tpl", "templates/image/*.php", "examples/*.toml", "py.typed", "*.py",
+                    "_compiled_templates/*.py", "_compiled_templates/image/*.py"):
         expected = {
             f"{PACKAGE}/{p.relative_to(package).as_posix()}"
             for p in package.glob(pattern)

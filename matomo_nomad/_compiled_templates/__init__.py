@@ -1,0 +1,1 @@
+"""matomo_nomad/templates/*.tpl compiled to Python by _templates.py: do not edit."""
