@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ._errors import DeploymentError, Problem
 from ._model import Deployment, Role, _version_tuple, nanoseconds
-from ._roles import pinned_queues, plan_roles
+from ._roles import RoleJob, pinned_queues, plan_roles
 
 ERROR, WARNING = "error", "warning"
 
@@ -46,12 +46,14 @@ class Finding:
         return f"{self.severity}: {self.location}: {self.message} ({self.fix}) [{self.rule}]"
 
 
-def check(deployment: Deployment) -> list[Finding]:
+def check(deployment: Deployment, jobs: list[RoleJob] | None = None) -> list[Finding]:
     """Every finding for this deployment, errors first, in rule order (public as
-    `matomo_nomad.validate`)."""
+    `matomo_nomad.validate`). `jobs`: the deployment's planned jobs, when the caller has
+    planned them already (render does), so they are not planned twice."""
     findings: list[Finding] = []
     for rule in _RULES:
         findings.extend(rule(deployment))
+    findings.extend(_maintenance_mode_rendered(plan_roles(deployment) if jobs is None else jobs))
     return sorted(findings, key=lambda f: f.severity != ERROR)
 
 
@@ -298,7 +300,7 @@ def _collation(d: Deployment) -> list[Finding]:
     ]
 
 
-def _maintenance_mode_rendered(d: Deployment) -> list[Finding]:
+def _maintenance_mode_rendered(jobs: list[RoleJob]) -> list[Finding]:
     # The rendered decisions, checked directly: defence in depth for the model's rule.
     return [
         Finding(
@@ -308,7 +310,7 @@ def _maintenance_mode_rendered(d: Deployment) -> list[Finding]:
             "maintenance_mode would be on outside ingestion (core:archive refuses to run, the UI is off)",
             "report this as a bug",
         )
-        for job in plan_roles(d)
+        for job in jobs
         if job.role is not Role.ingestion
         and any(s.name == "General" and s.values.get("maintenance_mode") for s in job.config)
     ]
@@ -319,7 +321,6 @@ _RULES = (
     _health_checks_pass_force_ssl,
     _nomad_version_supports_jobs,
     _vault_auth,
-    _maintenance_mode_rendered,
     _image_tag_matches_version,
     _proxy_ips_behind_proxies,
     _archiver_resources,

@@ -155,5 +155,6 @@ def render(deployment: Deployment) -> Rendering:
 
     Refuses (DeploymentError) a deployment in which `validate()` finds an error, as the
     command line does: a file can be valid field by field and still not run."""
-    refuse_errors(check(deployment))
-    return Rendering(deployment, {job.role: render_role(job) for job in plan_roles(deployment)})
+    jobs = plan_roles(deployment)
+    refuse_errors(check(deployment, jobs))
+    return Rendering(deployment, {job.role: render_role(job) for job in jobs})

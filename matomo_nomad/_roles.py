@@ -454,10 +454,13 @@ def _in_matomo_order(sections: list[Section]) -> list[Section]:
     save Matomo attempts is a rewrite, and with the read-only config an error."""
     ordered: list[Section] = []
     for section in sections:
-        rank = {key: i for i, key in enumerate(KEY_ORDER.get(section.name, ()))}
+        rank = _KEY_RANK.get(section.name, {})
         values = sorted(section.values.items(), key=lambda item: rank.get(item[0], len(rank)))
         ordered.append(Section(section.name, dict(values)))
     return ordered
+
+
+_KEY_RANK = {section: {key: i for i, key in enumerate(keys)} for section, keys in KEY_ORDER.items()}
 
 
 def _database_tls(d: Deployment) -> dict[str, Value]:
