@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ._consul_template import go_string, replace_all_define, replace_each
+
 if TYPE_CHECKING:
     from ._roles import RoleJob
 
@@ -45,32 +47,12 @@ DESTINATION = "secrets/matomo-nomad.env"
 """Under secrets/, which Nomad never writes to the client's disk in the clear."""
 
 
-def _go_string(text: str) -> str:
-    """A Go string literal for `text` (consul-template arguments are Go literals), with
-    every control character written as an escape so the job file shows no raw one."""
-    out = []
-    for char in text:
-        if char in '\\"':
-            out.append("\\" + char)
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\x{ord(char):02x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-ENCODER_DEFINITION = (
-    "{{- define " + _go_string(ENCODER_NAME) + " }}{{ . "
-    + "".join(f"| replaceAll {_go_string(raw)} {_go_string(escaped)} " for raw, escaped in ENV_ESCAPES)
-    + "}}{{ end -}}"
-)
+ENCODER_DEFINITION = replace_all_define(ENCODER_NAME, ENV_ESCAPES)
 
 
 def encode_value(value: str) -> str:
     """What the template writes between the double quotes for `value`."""
-    for raw, escaped in ENV_ESCAPES:
-        value = value.replace(raw, escaped)
-    return value
+    return replace_each(value, ENV_ESCAPES)
 
 
 def env_template(opening: str, item: str, variables: Mapping[str, str]) -> str:
@@ -80,7 +62,7 @@ def env_template(opening: str, item: str, variables: Mapping[str, str]) -> str:
     reads the store and the expression for one key in it. Names are environment variable
     names (the model's EnvName), which go-envparse takes as keys unchanged."""
     lines = [
-        f'{name}="{{{{ template {_go_string(ENCODER_NAME)} {item.format(key=key)} }}}}"\n'
+        f'{name}="{{{{ template {go_string(ENCODER_NAME)} {item.format(key=key)} }}}}"\n'
         for name, key in variables.items()
     ]
     return ENCODER_DEFINITION + "\n" + opening + "\n" + "".join(lines) + "{{ end -}}\n"

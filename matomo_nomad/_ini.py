@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from ._consul_template import go_string, replace_all_define, replace_each
+
 # Order matters: `&` first, so the entities we introduce are not themselves re-encoded.
 # `&amp;amp;` because Matomo decodes twice: `&amp;amp;` -> `&amp;` -> `&`.
 INI_ENTITIES: tuple[tuple[str, str], ...] = (
@@ -41,23 +43,12 @@ INI_ENTITIES: tuple[tuple[str, str], ...] = (
 ENCODER_NAME = "matomo_ini_value"
 
 
-def _go_string(text: str) -> str:
-    """A Go string literal (consul-template function arguments are Go literals)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r") + '"'
-
-
-ENCODER_DEFINITION = (
-    "{{- define " + _go_string(ENCODER_NAME) + " }}{{ . "
-    + "".join(f"| replaceAll {_go_string(raw)} {_go_string(entity)} " for raw, entity in INI_ENTITIES)
-    + "}}{{ end -}}"
-)
+ENCODER_DEFINITION = replace_all_define(ENCODER_NAME, INI_ENTITIES)
 
 
 def encode_text(value: str) -> str:
     """A string as the inside of a double-quoted INI value that Matomo decodes back to it."""
-    for raw, entity in INI_ENTITIES:
-        value = value.replace(raw, entity)
-    return value
+    return replace_each(value, INI_ENTITIES)
 
 
 def escape_template_text(text: str) -> str:
@@ -88,7 +79,7 @@ def _scalar_text(value: Scalar, secret_item: str) -> str:
     if isinstance(value, SecretRef):
         item = secret_item.format(key=value.key)
         # The action's text is ours, not the user's: it must not be escaped.
-        return '"{{ template ' + _go_string(ENCODER_NAME) + f" {item} }}}}" + '"'
+        return '"{{ template ' + go_string(ENCODER_NAME) + f" {item} }}}}" + '"'
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):

@@ -723,12 +723,7 @@ class Choreography:
         step = self._step
         assert step is not None
         if _count(job) > 0 and not step.done:
-            stopped = copy.deepcopy(job)
-            for group in stopped.get("TaskGroups") or []:
-                group["Count"] = 0
-            stopped["Meta"] = {**(stopped.get("Meta") or {}),
-                               META_STOPPED: f"{self.upgrade.summary}: matomo-nomad run starts it again"}
-            self._register(stopped, job)
+            self._register(self._stopped(job), job)
             self.say(f"{job_id} set to count 0; ingestion keeps accepting tracking requests, which wait in Redis")
         elif _count(job) > 0:
             self.say(f"{job_id} runs {Versions.of_job(job).short()} already: left running")
@@ -834,12 +829,7 @@ class Choreography:
             job = self._job(Role.queue_processor)
             if job is None or _count(job) == 0 or Versions.of_job(job).matomo == self.upgrade.to_version:
                 return ""
-            stopped = copy.deepcopy(job)
-            for group in stopped.get("TaskGroups") or []:
-                group["Count"] = 0
-            stopped["Meta"] = {**(stopped.get("Meta") or {}),
-                               META_STOPPED: f"{self.upgrade.summary}: matomo-nomad run starts it again"}
-            self._register(stopped, job)
+            self._register(self._stopped(job), job)
         except ClusterError as error:
             return (f"; Nomad reverted {self.ids[Role.queue_processor]} to {Versions.of_job(job or {}).short()} "
                     f"and stopping it again failed ({error}): stop it by hand (nomad job scale "
@@ -901,6 +891,15 @@ class Choreography:
 
     def _image(self) -> str:
         return str(self.rendered[Role.admin].job["TaskGroups"][0]["Tasks"][0]["Config"]["image"])
+
+    def _stopped(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The job as it is, at count 0, marked as stopped by this upgrade."""
+        stopped = copy.deepcopy(job)
+        for group in stopped.get("TaskGroups") or []:
+            group["Count"] = 0
+        stopped["Meta"] = {**(stopped.get("Meta") or {}),
+                           META_STOPPED: f"{self.upgrade.summary}: matomo-nomad run starts it again"}
+        return stopped
 
     def _register(self, job: dict[str, Any], current: dict[str, Any]) -> None:
         """Register a changed copy of a running job, with the check-index of the one read
