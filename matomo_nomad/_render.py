@@ -98,11 +98,8 @@ def secret_file_template(job: RoleJob, file: SecretFile) -> str:
     return f"{job.secrets.opening}{{{{ {item} }}}}{{{{- end }}}}"
 
 
-_TEMPLATES = {Role.archiver: "archiver.nomad.tpl", Role.setup: "setup.nomad.tpl"}
-
-
 def job_hcl(job: RoleJob, config: str, secret_templates: list[str]) -> str:
-    template = _TEMPLATES.get(job.role, "service.nomad.tpl")
+    template = "service.nomad.tpl" if job.job_type == "service" else "batch.nomad.tpl"
     task_attributes: dict[str, object] = {"driver": "docker"}
     if job.kill_signal is not None:
         task_attributes["kill_signal"] = job.kill_signal

@@ -1,6 +1,7 @@
-[#- The setup job: the image's setup.php, once per change of image, plugins or
-    database, before the other jobs are registered (`matomo-nomad run` does this).
-    Jinja delimiters are [[ ]] and [% %] (as in nomad-pack); values arrive escaped. -#]
+[#- A batch job: the archiver (`console core:archive`, periodic) or the setup job (the
+    image's setup.php, run once per change of image, plugins or database, before the
+    other jobs are registered). Jinja delimiters are [[ ]] and [% %] (as in
+    nomad-pack); values arrive already escaped. -#]
 job [[ job.job_id | hcl ]] {
   type        = "batch"
   region      = [[ job.region | hcl ]]
@@ -12,6 +13,14 @@ job [[ job.job_id | hcl ]] {
   meta {
 [[ job.meta | hcl_attributes(4) ]]
   }
+[% if job.periodic %]
+
+  periodic {
+    cron             = [[ job.periodic.cron | hcl ]]
+    time_zone        = [[ job.periodic.time_zone | hcl ]]
+    prohibit_overlap = [[ job.periodic.prohibit_overlap | hcl ]]
+  }
+[% endif %]
 
   group [[ job.group | hcl ]] {
     count = 1
