@@ -268,17 +268,11 @@ def check(
             stranded = _stranded(client, queues)
         except redis.AuthenticationError as error:
             if not password:
-                raise RedisCheckError(
-                    f"Redis at {address} requires a password (set redis.password = true in the deployment file "
-                    f"and {PASSWORD_VARIABLE})"
-                ) from None
+                raise _password_required(address) from None
             raise RedisCheckError(f"Redis at {address} refused the password: {error} (check {PASSWORD_VARIABLE})") from None
         except redis.ResponseError as error:
             if "NOAUTH" in str(error):
-                raise RedisCheckError(
-                    f"Redis at {address} requires a password (set redis.password = true in the deployment file "
-                    f"and {PASSWORD_VARIABLE})"
-                ) from None
+                raise _password_required(address) from None
             raise RedisCheckError(f"Redis at {address} database {spec.database}: {error}") from None
         except redis.RedisError as error:
             raise RedisCheckError(
@@ -323,6 +317,13 @@ def check(
     report.warnings = _warnings(report, first, second, nanoseconds(monitoring.max_request_age) / 1e9,
                                 monitoring.redis_memory_ratio)
     return report
+
+
+def _password_required(address: str) -> RedisCheckError:
+    return RedisCheckError(
+        f"Redis at {address} requires a password (set redis.password = true in the deployment file "
+        f"and {PASSWORD_VARIABLE})"
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -17,7 +17,6 @@ per role) and in a role's `env`, and a credential written as a literal is refuse
 from __future__ import annotations
 
 import copy
-import io
 import json
 import random
 from pathlib import Path
@@ -28,7 +27,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matomo_nomad import DeploymentError, Role, parse_deployment, render
-from matomo_nomad._cli import main
 from matomo_nomad._credentials import KNOWN_CREDENTIALS, is_credential
 from matomo_nomad._envfile import DESTINATION, encode_value
 from matomo_nomad._global_ini import KEY_ORDER
@@ -37,6 +35,7 @@ from matomo_nomad._roles import plan_roles
 from matomo_nomad._secrets import expected_secrets
 from tests.deployments import HOSTILE, _example
 from tests.oracles.envparse import EnvParseError, build_envparse, parse_env
+from tests.test_secrets import _cli
 from tests.oracles.fixtures import ORACLE_BUILD_DIR
 from tests.oracles.runner import execute_template, php_read_config
 
@@ -305,14 +304,6 @@ def test_the_json_schema_describes_secret_references() -> None:
 
 
 # --- secrets init, check, run ----------------------------------------------------------------
-
-
-def _cli(fake: Any, *argv: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stdin: str = "") -> tuple[int, str, str]:
-    monkeypatch.setenv("NOMAD_ADDR", fake.address)
-    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_secrets_init_check_and_run_know_the_referenced_keys(fake_nomad, tmp_path, monkeypatch, capsys) -> None:
