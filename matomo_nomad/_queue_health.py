@@ -29,9 +29,10 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from ._errors import MatomoNomadError
+from ._queue_keys import QUEUE_KEY, lock_key, queue_key
 
-QUEUE_KEY = "trackingQueueV1"
-LOCK_PREFIX = "QueuedTrackingLock"
+__all__ = ["lock_key", "queue_key", "check", "run"]
+
 PASSWORD_VARIABLE = "MATOMO_REDIS_PASSWORD"
 
 #: Exit codes of `status --redis` (0: healthy, nothing to report).
@@ -43,16 +44,6 @@ class RedisCheckError(MatomoNomadError):
     """The queue's Redis could not be read: no password, unreachable, refused, no master."""
 
     exit_code = EXIT_UNREACHABLE
-
-
-def queue_key(queue: int) -> str:
-    """The Redis list of queue `queue` (QueuedTracking `Queue.php`)."""
-    return QUEUE_KEY if queue == 0 else f"{QUEUE_KEY}_{queue}"
-
-
-def lock_key(queue: int) -> str:
-    """The lock a processor holds while it works queue `queue` (`Queue/Lock.php`)."""
-    return f"{LOCK_PREFIX}{queue}"
 
 
 def request_time(item: bytes | None) -> float | None:
