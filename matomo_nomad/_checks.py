@@ -300,6 +300,35 @@ def _collation(d: Deployment) -> list[Finding]:
     ]
 
 
+def _redis_eviction(d: Deployment) -> list[Finding]:
+    policy = d.redis.maxmemory_policy
+    if policy is None or policy == "noeviction":
+        return []
+    # Redis 7.2 evict.c: allkeys-* pick from every key, volatile-* only from keys with a
+    # TTL. The queues are lists without one; each processor's lock has one
+    # (QueuedTracking 5.1.1 Queue/Backend/Redis.php setIfNotExists: SET NX EX), and a
+    # processor that finds its lock gone rolls its batch back (Queue/Processor.php,
+    # LockExpiredException) while another processor may take the queue.
+    if policy.startswith("allkeys-"):
+        message = (f"is {policy}: when this Redis is full it deletes keys to make room, whole queued lists "
+                   "of tracking requests among them, and those visits are lost without an error anywhere")
+    else:
+        message = (f"is {policy}: when this Redis is full it deletes keys that expire first, the queue "
+                   "processors' QueuedTrackingLock keys among them (a processor whose lock vanishes rolls its batch "
+                   "back and another may take the queue), then refuses new requests once none is left")
+    return [
+        Finding(
+            "redis-eviction",
+            WARNING,
+            "redis.maxmemory_policy",
+            message,
+            "give the queue a Redis with maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, and "
+            "the same in redis.conf), so a full Redis refuses new requests loudly; watch its memory with "
+            "`status --redis` or the alerting rules",
+        )
+    ]
+
+
 def _maintenance_mode_rendered(jobs: list[RoleJob]) -> list[Finding]:
     # The rendered decisions, checked directly: defence in depth for the model's rule.
     return [
@@ -328,6 +357,7 @@ _RULES = (
     _queue_pinning,
     _idle_processors,
     _collation,
+    _redis_eviction,
 )
 
 RULES = {
@@ -343,5 +373,6 @@ RULES = {
     "queue-pinning-canary": "pinned queue processors are not canaried",
     "queue-processors-idle": "there are no more queue processors than queues",
     "database-collation": "database.collation is set, so no migration needs to write it",
+    "redis-eviction": "the queue's Redis, where its policy is known, never evicts (maxmemory-policy noeviction)",
     **ENFORCED_BY_MODEL,
 }

@@ -404,6 +404,15 @@ class Redis(_Model):
         False, description="Redis requires a password: read it from the secret key secrets.redis_password_key."
     )
     sentinel: RedisSentinel | None = Field(None, description="Use Redis Sentinel instead of host/port.")
+    maxmemory_policy: Literal[
+        "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
+        "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+    ] | None = Field(
+        None,
+        description="The maxmemory-policy this Redis runs with, if you know it (e.g. a Redis shared with "
+        "other applications): `validate` warns unless it is noeviction, with which a full Redis refuses "
+        "new requests instead of dropping queued ones. `status --redis` reads the live value.",
+    )
 
     @model_validator(mode="after")
     def _one_address(self) -> "Redis":

@@ -90,7 +90,25 @@ CASES: dict[str, tuple[str, Change, Change]] = {
         lambda d: d["database"].pop("collation"),
         _set("database.collation", "utf8mb3_general_ci"),
     ),
+    "redis-eviction": (
+        WARNING,
+        _set("redis.maxmemory_policy", "allkeys-lru"),
+        _set("redis.maxmemory_policy", "noeviction"),
+    ),
 }
+
+
+@pytest.mark.parametrize(
+    ("policy", "says"),
+    [(None, None), ("noeviction", None), ("allkeys-lfu", "whole queued lists"), ("volatile-ttl", "QueuedTrackingLock")],
+)
+def test_redis_eviction_names_what_the_policy_deletes(policy: str | None, says: str | None) -> None:
+    found = [f for f in _findings(_set("redis.maxmemory_policy", policy)) if f.rule == "redis-eviction"]
+    if says is None:
+        assert found == []
+    else:
+        (finding,) = found
+        assert says in finding.message and "noeviction" in finding.fix
 
 
 def _findings(change: Change) -> list[Any]:
