@@ -15,7 +15,7 @@ from typing import Any
 
 from . import _envfile
 from ._model import nanoseconds
-from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, CONTAINER_HTTP_PORT, RoleJob, SecretFile
+from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, RoleJob, SecretFile
 
 
 def job(role: RoleJob, config_template: str, secret_templates: list[str]) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def _group(role: RoleJob, config_template: str, secret_templates: list[str]) -> 
             "Canary": u.canary,
         }
     if role.port is not None:
-        group["Networks"] = [{"DynamicPorts": [{"Label": role.port, "To": CONTAINER_HTTP_PORT}]}]
+        group["Networks"] = [{"DynamicPorts": [{"Label": role.port, "To": role.container_port}]}]
     if role.service is not None:
         s = role.service
         service: dict[str, Any] = {"Name": s.name, "Provider": s.provider, "PortLabel": s.port, "Tags": list(s.tags)}
@@ -94,25 +94,24 @@ def _group(role: RoleJob, config_template: str, secret_templates: list[str]) -> 
 
 def _task(role: RoleJob, config_template: str, secret_templates: list[str]) -> dict[str, Any]:
     config: dict[str, Any] = docker_config(role)
-    config["mount"] = [
-        {"type": "bind", "source": CONFIG_DESTINATION, "target": CONFIG_TARGET, "readonly": True}
-    ]
+    if config_template:
+        config["mount"] = [
+            {"type": "bind", "source": CONFIG_DESTINATION, "target": CONFIG_TARGET, "readonly": True}
+        ]
     task: dict[str, Any] = {"Name": role.task, "Driver": "docker", "Config": _sorted(config)}
     if role.kill_signal is not None:
         task["KillSignal"] = role.kill_signal
     if role.kill_timeout is not None:
         task["KillTimeout"] = nanoseconds(role.kill_timeout)
-    task["Templates"] = [
-        {
-            "EmbeddedTmpl": config_template,
-            "DestPath": CONFIG_DESTINATION,
-            "ChangeMode": "restart",
-            "ErrMissingKey": True,
-        }
-    ] + [_secret_file(file, text) for file, text in zip(role.secret_files, secret_templates, strict=True)]
+    templates: list[dict[str, Any]] = []
+    if config_template:
+        templates.append(
+            {"EmbeddedTmpl": config_template, "DestPath": CONFIG_DESTINATION, "ChangeMode": "restart", "ErrMissingKey": True}
+        )
+    templates += [_secret_file(file, text) for file, text in zip(role.secret_files, secret_templates, strict=True)]
     env_template = _envfile.for_job(role)
     if env_template is not None:
-        task["Templates"].append(
+        templates.append(
             {
                 "EmbeddedTmpl": env_template,
                 "DestPath": _envfile.DESTINATION,
@@ -122,7 +121,9 @@ def _task(role: RoleJob, config_template: str, secret_templates: list[str]) -> d
                 "Perms": SECRET_FILE_PERMS,
             }
         )
-    if role.secrets.provider == "vault":
+    if templates:
+        task["Templates"] = templates
+    if role.secrets.provider == "vault" and role.secret_keys:
         vault: dict[str, Any] = {}
         if role.secrets.vault_role:
             vault["Role"] = role.secrets.vault_role

@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ._cli_common import EXIT_INTERNAL, UsageParser, checked, directory, load, write_and_list
+from ._cli_common import EXIT_INTERNAL, EXIT_USAGE, UsageParser, checked, directory, load, write_and_list
 from ._errors import MatomoNomadError
 from ._version import __version__
 
 FORMATS = ("hcl", "json", "ini")
-ROLE_NAMES = ("admin", "ingestion", "queue-processor", "archiver", "setup")
+ROLE_NAMES = ("admin", "ingestion", "queue-processor", "archiver", "setup", "monitoring")
 COMMANDS = ("render", "validate", "schema", "image", "alerts", "plan", "run", "status", "destroy", "secrets")
 
 
@@ -111,6 +111,17 @@ def _render(args: argparse.Namespace) -> int:
 
     rendering = render(checked(load(args.file)))
     selected = [r for r in rendering if args.role is None or r.role.slug == args.role]
+    if not selected:
+        sys.stderr.write(f"matomo-nomad render: error: --role {args.role}: the job is not in this deployment "
+                         "(add a [monitoring.exporter] table)\n")
+        return EXIT_USAGE
+    if args.format == "ini":
+        # The monitoring job runs no Matomo: it has no config.ini.php.
+        selected = [r for r in selected if r.config_template]
+        if not selected:
+            sys.stderr.write(f"matomo-nomad render: error: --role {args.role}: the job has no config.ini.php "
+                             "(it runs redis_exporter, not Matomo; use --format hcl or json)\n")
+            return EXIT_USAGE
     if args.out is not None:
         files: dict[str, str] = {}
         for rendered in selected:
@@ -173,9 +184,12 @@ def _validate(args: argparse.Namespace) -> int:
     # Rendering is part of validation: a value no layer can carry is refused there.
     jobs = [r.job_id for r in render(deployment)]
     print(f"{source}: valid ({', '.join(jobs)})")
-    print(f"the jobs run {deployment.matomo.image}, built by `matomo-nomad image` (or see `image --snippet`) with:")
+    matomo_jobs = "the jobs but the monitoring job" if deployment.monitoring.exporter is not None else "the jobs"
+    print(f"{matomo_jobs} run {deployment.matomo.image}, built by `matomo-nomad image` (or see `image --snippet`) with:")
     for line in image_requirements(deployment):
         print(f"  - {line}")
+    if deployment.monitoring.exporter is not None:
+        print(f"the monitoring job runs {deployment.monitoring.exporter.image} as it is published")
     return 0
 
 

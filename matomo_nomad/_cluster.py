@@ -30,7 +30,7 @@ from ._errors import (
     NotOwnedError,
     SetupFailedError,
 )
-from ._model import Deployment, Role
+from ._model import MATOMO_ROLES, Deployment, Role
 from ._nomad_api import ConnectionSettings, NomadClient
 from ._nomad_health import Health, archiver_health, restarts, service_health
 from ._render import RenderedRole, render
@@ -40,8 +40,9 @@ from ._upgrade import Choreography, Upgrade, UpgradeEvent, UpgradeRun, assess
 
 T = TypeVar("T")
 TERMINAL_DEPLOYMENT = {"successful", "failed", "cancelled"}
-ROLES = tuple(role for role in Role if role is not Role.setup)
-"""The long-lived roles; the setup job is run before them, not beside them."""
+ROLES = tuple(role for role in MATOMO_ROLES if role is not Role.setup)
+"""The long-lived roles that run Matomo; the setup job is run before them, not beside
+them. The monitoring job, if any, is registered beside them and needs no setup."""
 META_ATTEMPT = "matomo_nomad_attempt"
 """Setup job meta, set by `run` only: a new value makes each attempt a new job version
 (Nomad places nothing for an unchanged batch job whose allocation failed)."""
@@ -271,7 +272,9 @@ class Cluster:
     def _plan(self, target: Deployment) -> tuple[Plan, dict[Role, RenderedRole], dict[Role, dict[str, Any] | None]]:
         rendered = {r.role: r for r in render(target)}
         current = dict(zip(rendered, _concurrently(lambda r: self._current(r.job_id, target.namespace), rendered.values())))
-        jobs = _concurrently(lambda role: self._plan_job(target, rendered[role], current[role]), ROLES)
+        # Every job but the setup job, which `run` takes first, apart (see _setup_step).
+        registered = [role for role in rendered if role is not Role.setup]
+        jobs = _concurrently(lambda role: self._plan_job(target, rendered[role], current[role]), registered)
         setup = _setup_step(target, rendered, current)
         upgrade = assess(target, rendered, current, jobs, lambda: self._allocations(rendered[Role.setup].job_id, target))
         if upgrade is not None:
@@ -649,17 +652,26 @@ class Cluster:
         if scoped is not self:
             return scoped.destroy(deployment, purge=purge)
         target = self.target(deployment)
-        return _concurrently(lambda r: self._destroy_job(target, r, purge), list(render(target)))
+        jobs = [(r.role, r.job_id) for r in render(target)]
+        if target.monitoring.exporter is None:
+            # A monitoring job from when the file still had [monitoring.exporter] is this
+            # deployment's too (its mark says so); when there is none, it is not reported.
+            jobs.append((Role.monitoring, target.job_id(Role.monitoring)))
+        results = _concurrently(lambda job: self._destroy_job(target, *job, purge), jobs)
+        # Without the table, a monitoring job is reported only if it was ours: absent or
+        # someone else's, it is none of this deployment's business.
+        return [r for r in results if r.role is not Role.monitoring or target.monitoring.exporter is not None
+                or r.outcome not in ("absent", "refused")]
 
-    def _destroy_job(self, deployment: Deployment, rendered: RenderedRole, purge: bool) -> JobDestroy:
+    def _destroy_job(self, deployment: Deployment, role: Role, job_id: str, purge: bool) -> JobDestroy:
         ns = deployment.namespace
-        job = self._current(rendered.job_id, ns)
+        job = self._current(job_id, ns)
         if job is None:
-            return JobDestroy(rendered.role, rendered.job_id, "absent")
-        if not _owned(job, deployment, rendered.role):
-            return JobDestroy(rendered.role, rendered.job_id, "refused")
-        reply = self.client.delete("job", rendered.job_id, namespace=ns, params={"purge": "true" if purge else "false"}).data or {}
-        return JobDestroy(rendered.role, rendered.job_id, "purged" if purge else "stopped", str(reply.get("EvalID") or ""))
+            return JobDestroy(role, job_id, "absent")
+        if not _owned(job, deployment, role):
+            return JobDestroy(role, job_id, "refused")
+        reply = self.client.delete("job", job_id, namespace=ns, params={"purge": "true" if purge else "false"}).data or {}
+        return JobDestroy(role, job_id, "purged" if purge else "stopped", str(reply.get("EvalID") or ""))
 
 
 # --- helpers -----------------------------------------------------------------------------

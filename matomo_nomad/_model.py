@@ -567,19 +567,26 @@ class Secrets(_Model):
 
 
 class Role(str, Enum):
-    """The jobs of a deployment: the four roles of the write-up, and the one-shot setup
-    job that brings the database to what the image needs. Values are the keys under [roles]."""
+    """The jobs of a deployment: the four roles of the write-up, the one-shot setup job
+    that brings the database to what the image needs, and the optional monitoring job
+    (Redis exporter). Values are the keys under [roles], except monitoring's, which is
+    [monitoring.exporter] and runs another image."""
 
     admin = "admin"
     ingestion = "ingestion"
     queue_processor = "queue_processor"
     archiver = "archiver"
     setup = "setup"
+    monitoring = "monitoring"
 
     @property
     def slug(self) -> str:
         """The role as it appears in job ids and service names."""
         return self.value.replace("_", "-")
+
+
+MATOMO_ROLES = tuple(role for role in Role if role is not Role.monitoring)
+"""The jobs that run the Matomo image, each with its table under [roles]."""
 
 
 class Constraint(_Model):
@@ -739,20 +746,32 @@ class _RoleBase(_Model):
     @field_validator("env")
     @classmethod
     def _no_literal_credentials(cls, env: dict[str, object]) -> dict[str, object]:
-        errors = [
-            f"@{name}: is a credential written as plain text ({literal_fix(name.lower())})"
-            for name, value in env.items()
-            if not isinstance(value, SecretRef) and value != "" and is_credential(name)
-        ]
-        if errors:
-            raise ValueError("\n".join(errors))
-        return env
+        return _refuse_literal_credentials(env)
 
     @model_validator(mode="after")
     def _memory_max(self) -> "_RoleBase":
-        if self.memory_max is not None and self.memory_max < self.memory:
-            raise ValueError("@memory_max: is below memory (raise memory_max or leave it unset)")
-        return self
+        return _refuse_memory_below(self)
+
+
+def _literal_credentials(env: dict[str, object]) -> list[str]:
+    return [
+        f"@{name}: is a credential written as plain text ({literal_fix(name.lower())})"
+        for name, value in env.items()
+        if not isinstance(value, SecretRef) and value != "" and is_credential(name)
+    ]
+
+
+def _refuse_literal_credentials(env: dict[str, object], *more: str) -> dict[str, object]:
+    errors = _literal_credentials(env) + list(more)
+    if errors:
+        raise ValueError("\n".join(errors))
+    return env
+
+
+def _refuse_memory_below(spec: Any) -> Any:
+    if spec.memory_max is not None and spec.memory_max < spec.memory:
+        raise ValueError("@memory_max: is below memory (raise memory_max or leave it unset)")
+    return spec
 
 
 class _ServiceRoleBase(_RoleBase):
@@ -1033,8 +1052,62 @@ def _check_settings(settings: Settings) -> Settings:
     return settings
 
 
+class ExporterJob(_Model):
+    """The monitoring job: Prometheus' Redis exporter (oliver006/redis_exporter), set to
+    export the queue lists' sizes and a count of each queue's lock key, for the rules
+    `matomo-nomad alerts` writes."""
+
+    image: ImageRef = Field(
+        # Tag checked in the project's releases (v1.90.0, 2026-08); the flags used here
+        # are those of v1.45.0 (Debian's build, which the tests run) and later.
+        "oliver006/redis_exporter:v1.90.0",
+        description="The redis_exporter image, pinned (tag or digest; 'latest' is refused).",
+    )
+    redis_host: Host | None = Field(
+        None,
+        description="The Redis node the exporter reads; unset: redis.host. Required with redis.sentinel "
+        "(the exporter cannot ask a sentinel for the master): any node of the set will do, replicas hold "
+        "the same queue lists and locks.",
+    )
+    redis_port: Port | None = Field(None, description="Its port; unset: redis.port.")
+    cpu: int = Field(100, ge=1, description="CPU in MHz.")
+    memory: int = Field(64, ge=10, description="Memory in MB.")
+    memory_max: int | None = Field(None, description="Memory oversubscription limit in MB (>= memory).")
+    constraints: list[Constraint] = Field([], description="Nomad constraint blocks on the exporter's group.")
+    restart: Restart = Field(default_factory=lambda: Restart(mode="delay"), description="Nomad restart block.")
+    update: Update = Field(default_factory=Update, description="Nomad update block.")
+    env: dict[EnvName, EnvValue] = Field(
+        default_factory=dict,
+        description="Extra environment variables for the exporter (REDIS_EXPORTER_*); { secret = \"<key>\" } "
+        "reads one from the secret store. REDIS_PASSWORD is set from secrets.redis_password_key when "
+        "redis.password is true.",
+    )
+    service: Service = Field(
+        default_factory=lambda: Service(tags=["metrics"], check=HealthCheck(path="/health", headers={})),
+        description="The service Prometheus discovers the exporter by (nomad_sd_configs or consul_sd_configs); "
+        "unnamed: <deployment name>-redis-exporter. Its default check is the exporter's /health.",
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _no_literal_credentials(cls, env: dict[str, object]) -> dict[str, object]:
+        taken = ["@REDIS_PASSWORD: is the job's own, set from secrets.redis_password_key when redis.password = true (remove it)"] if "REDIS_PASSWORD" in env else []
+        return _refuse_literal_credentials(env, *taken)
+
+    @model_validator(mode="after")
+    def _memory_max(self) -> "ExporterJob":
+        return _refuse_memory_below(self)
+
+
 class Monitoring(_Model):
-    """Thresholds of the queue checks (`status --redis`) and of the alerting rules (`alerts`)."""
+    """Thresholds of the queue checks (`status --redis`) and of the alerting rules (`alerts`),
+    and the optional monitoring job."""
+
+    exporter: ExporterJob | None = Field(
+        None,
+        description="Run Prometheus' Redis exporter as the job <name>-monitoring, registered as a service "
+        "for scraping ([monitoring.exporter], even empty, turns it on). The series the alerting rules read.",
+    )
 
     max_request_age: Duration = Field(
         "10m", description="status --redis warns when a queue's oldest waiting request is older than this."
@@ -1162,6 +1235,12 @@ class Deployment(_Model):
                 "redis_cache.database: the cache would share the QueuedTracking queue's Redis database "
                 "(pick another database number)"
             )
+        exporter = self.monitoring.exporter
+        if exporter is not None and self.redis.sentinel is not None and exporter.redis_host is None:
+            errors.append(
+                "monitoring.exporter.redis_host: is required with redis.sentinel, since redis_exporter cannot ask a "
+                "sentinel for the master (name one node of the set: replicas hold the same queue lists and locks)"
+            )
         queues = self.roles.queue_processor.queues
         if queues > 16 and _version_tuple(self.queued_tracking.version) < (5, 1):
             # Config values skip the settings' validators (reference/matomo.md), so the plugin
@@ -1211,7 +1290,7 @@ class Deployment(_Model):
             for key, value in values.items()
             if isinstance(value, SecretRef)
         ]
-        for role in Role:
+        for role in MATOMO_ROLES:
             spec = getattr(self.roles, role.value)
             found += [
                 (f"roles.{role.value}.settings.{section}.{key}", value)
@@ -1220,6 +1299,9 @@ class Deployment(_Model):
                 if isinstance(value, SecretRef)
             ]
             found += [(f"roles.{role.value}.env.{name}", value) for name, value in spec.env.items() if isinstance(value, SecretRef)]
+        if (exporter := self.monitoring.exporter) is not None:
+            found += [(f"monitoring.exporter.env.{name}", value) for name, value in exporter.env.items()
+                      if isinstance(value, SecretRef)]
         return found
 
     @property

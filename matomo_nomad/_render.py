@@ -19,7 +19,7 @@ from . import _apijson, _envfile, _hcl
 from ._checks import check, refuse_errors
 from ._ini import ENCODER_DEFINITION, section_lines
 from ._model import Deployment, Role
-from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, CONTAINER_HTTP_PORT, RoleJob, SecretFile, plan_roles
+from ._roles import CONFIG_DESTINATION, CONFIG_TARGET, RoleJob, SecretFile, plan_roles
 from ._templates import environment
 from ._version import __version__
 
@@ -35,7 +35,8 @@ class RenderedRole:
     job: dict[str, Any] = field(repr=False)
     """The API `Job` object (what `{"Job": ...}` wraps)."""
     config_template: str = field(repr=False)
-    """config.ini.php as consul-template source: secrets are read at run time."""
+    """config.ini.php as consul-template source: secrets are read at run time ("" for
+    the monitoring job, which runs no Matomo)."""
 
     @property
     def api_json(self) -> str:
@@ -44,16 +45,16 @@ class RenderedRole:
 
     def files(self) -> dict[str, str]:
         """File name -> content, as `render --out` writes them."""
-        return {
-            f"{self.job_id}.nomad.hcl": self.hcl,
-            f"{self.job_id}.json": self.api_json,
-            f"{self.job_id}.config.ini.php.tpl": self.config_template,
-        }
+        files = {f"{self.job_id}.nomad.hcl": self.hcl, f"{self.job_id}.json": self.api_json}
+        if self.config_template:
+            files[f"{self.job_id}.config.ini.php.tpl"] = self.config_template
+        return files
 
 
 @dataclass(frozen=True)
 class Rendering:
-    """Every job's artifacts, in role order (the four roles, then the setup job)."""
+    """Every job's artifacts, in role order (the four roles, the setup job, then the
+    monitoring job if the deployment has one)."""
 
     deployment: Deployment = field(repr=False)
     roles: dict[Role, RenderedRole]
@@ -108,7 +109,7 @@ def job_hcl(job: RoleJob, config: str, secret_templates: list[str]) -> str:
     return _environment().get_template(template).render(
         job=job,
         health_check=_apijson.health_check_mode(job),
-        container_port=CONTAINER_HTTP_PORT,
+        container_port=job.container_port,
         task_attributes=task_attributes,
         docker_config=_apijson.docker_config(job),
         resources=_apijson.resources(job),
@@ -132,7 +133,7 @@ def job_hash(document: dict[str, Any]) -> str:
 
 
 def render_role(job: RoleJob) -> RenderedRole:
-    config = config_template(job)
+    config = config_template(job) if job.runs_matomo else ""
     secrets = [secret_file_template(job, file) for file in job.secret_files]
     # The mark that says which deployment owns the job (status and destroy act only on
     # marked jobs) and which rendering it is: a hash of everything else in the job.

@@ -11,10 +11,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from ._exporter import LISTEN_PORT, PASSWORD_VARIABLE, exporter_args
 from ._global_ini import KEY_ORDER
 from ._ini import SecretRef, Section, Value
 from ._model import (
+    MATOMO_ROLES,
     ArchiverRole,
+    ExporterJob,
     Constraint,
     Deployment,
     HealthCheck,
@@ -22,6 +25,7 @@ from ._model import (
     Restart,
     Role,
     Schedule,
+    Service,
     SetupRole,
     Update,
     _version_tuple,
@@ -34,6 +38,7 @@ CONFIG_TARGET = "/var/www/html/config/config.ini.php"
 # is the one that is never written to the client's disk in the clear.
 CONFIG_DESTINATION = "secrets/config.ini.php"
 HTTP_PORT = "http"
+METRICS_PORT = "metrics"
 CONTAINER_HTTP_PORT = 80
 # Baked into the image by `matomo-nomad image` (templates/image/setup.php).
 SETUP_SCRIPT = "/usr/local/lib/matomo-nomad/setup.php"
@@ -47,6 +52,7 @@ JOB_TYPES = {
     Role.queue_processor: "service",
     Role.archiver: "batch",
     Role.setup: "batch",
+    Role.monitoring: "service",
 }
 CONSOLE_ROLES = (Role.queue_processor, Role.archiver, Role.setup)
 """Roles whose main process is PHP on the command line rather than Apache."""
@@ -152,6 +158,13 @@ class RoleJob:
     secret_files: list[SecretFile] = field(default_factory=list)
     secret_env: dict[str, str] = field(default_factory=dict)
     """Environment variables read from the secret store: name -> secret key (`_envfile`)."""
+    container_port: int = CONTAINER_HTTP_PORT
+    """What `port` maps to inside the container."""
+
+    @property
+    def runs_matomo(self) -> bool:
+        """Matomo's image, with config.ini.php mounted (every job but monitoring)."""
+        return self.role is not Role.monitoring
 
     @property
     def secret_keys(self) -> list[str]:
@@ -168,8 +181,12 @@ class RoleJob:
 
 
 def plan_roles(deployment: Deployment) -> list[RoleJob]:
-    """Every job, in a fixed order (admin, ingestion, queue processor, archiver, setup)."""
-    return [_role_job(deployment, role) for role in Role]
+    """Every job, in a fixed order (admin, ingestion, queue processor, archiver, setup,
+    then monitoring when [monitoring.exporter] asks for it)."""
+    jobs = [_role_job(deployment, role) for role in MATOMO_ROLES]
+    if deployment.monitoring.exporter is not None:
+        jobs.append(_monitoring_job(deployment, deployment.monitoring.exporter))
+    return jobs
 
 
 def setup_fingerprint(d: Deployment) -> str:
@@ -205,11 +222,7 @@ def _role_job(d: Deployment, role: Role) -> RoleJob:
         job_type=JOB_TYPES[role],
         group=role.slug,
         task=job_id,
-        datacenters=list(d.datacenters),
-        region=d.region,
-        namespace=d.namespace,
-        node_pool=d.node_pool,
-        priority=d.priority,
+        **_placement(d),  # type: ignore[arg-type]
         meta={
             "matomo_nomad_deployment": d.name,
             "matomo_nomad_role": role.value,
@@ -251,6 +264,52 @@ def _role_job(d: Deployment, role: Role) -> RoleJob:
         secret_files=[SecretFile(SUPERUSER_PASSWORD_DESTINATION, d.secrets.superuser_password_key)]
         if role is Role.setup and d.install is not None
         else [],
+    )
+
+
+def _monitoring_job(d: Deployment, spec: ExporterJob) -> RoleJob:
+    """redis_exporter, reading the queue's Redis with the flags `_exporter` derives.
+    One allocation: two would export every series twice."""
+    job_id = d.job_id(Role.monitoring)
+    secret_env = {name: value.key for name, value in spec.env.items() if isinstance(value, SecretRef)}
+    if d.redis.password:
+        secret_env[PASSWORD_VARIABLE] = d.secrets.redis_password_key
+    return RoleJob(
+        role=Role.monitoring,
+        job_id=job_id,
+        job_type=JOB_TYPES[Role.monitoring],
+        group=Role.monitoring.slug,
+        task="redis-exporter",
+        **_placement(d),  # type: ignore[arg-type]
+        meta={
+            "matomo_nomad_deployment": d.name,
+            "matomo_nomad_role": Role.monitoring.value,
+            META_QUEUES: str(d.roles.queue_processor.queues),
+        },
+        count=1,
+        image=spec.image,
+        # The image's ENTRYPOINT is the exporter itself (oliver006/redis_exporter's
+        # Dockerfile), so the arguments are its flags.
+        command=None,
+        args=exporter_args(d),
+        env={name: value for name, value in spec.env.items() if not isinstance(value, SecretRef)},
+        secret_env=secret_env,
+        cpu=spec.cpu,
+        memory=spec.memory,
+        memory_max=spec.memory_max,
+        constraints=list(spec.constraints),
+        restart=spec.restart,
+        update=spec.update,
+        service=_registration(spec.service, f"{d.name}-redis-exporter", METRICS_PORT),
+        # The port is there for scraping even without a registered service.
+        port=METRICS_PORT,
+        container_port=LISTEN_PORT,
+        periodic=None,
+        kill_timeout=None,
+        kill_signal=None,
+        init=False,
+        reschedule=True,
+        secrets=_secret_source(d, job_id),
     )
 
 
@@ -350,17 +409,31 @@ def _archive_args(d: Deployment, spec: ArchiverRole) -> list[str]:
 
 
 def _service(d: Deployment, role: Role) -> ServiceRegistration | None:
-    service = getattr(d.roles, role.value).service
+    return _registration(getattr(d.roles, role.value).service, f"{d.name}-{role.slug}", HTTP_PORT)
+
+
+def _registration(service: Service, default_name: str, port: str) -> ServiceRegistration | None:
     if not service.enabled:
         return None
     check: HealthCheck | None = service.check
     return ServiceRegistration(
-        name=service.name or f"{d.name}-{role.slug}",
+        name=service.name or default_name,
         tags=list(service.tags),
         provider=service.provider,
-        port=HTTP_PORT,
+        port=port,
         check=None if check is None else ServiceCheck(check.path, check.interval, check.timeout, dict(check.headers)),
     )
+
+
+def _placement(d: Deployment) -> dict[str, object]:
+    """Where every job of the deployment runs (the same for all of them)."""
+    return {
+        "datacenters": list(d.datacenters),
+        "region": d.region,
+        "namespace": d.namespace,
+        "node_pool": d.node_pool,
+        "priority": d.priority,
+    }
 
 
 def _config(d: Deployment, role: Role) -> list[Section]:

@@ -228,7 +228,9 @@ class InitPlan:
 
 def init(deployment: Deployment, variables: NomadVariables, given: InitPlan) -> list[KeyState]:
     """Create the Nomad Variables the jobs read. What exists is kept; the salt is created
-    once and copied to every path unchanged; passwords come from `given`."""
+    once and copied to every path unchanged. A key missing at one path but stored at
+    others with one value is copied from them (a job added later, such as the monitoring
+    job, must read the password the others already use); otherwise it comes from `given`."""
     locations = [loc for loc in expected_secrets(deployment) if loc.provider == "nomad"]
     salt_key = deployment.secrets.salt_key
     paths = [loc.path for loc in locations]
@@ -246,6 +248,10 @@ def init(deployment: Deployment, variables: NomadVariables, given: InitPlan) -> 
             f"the salt given differs from the one already stored at {', '.join(sorted(current))}; "
             "it is never overwritten (remove the stored variables if they are wrong, then run again)"
         )
+    stored: dict[str, set[str]] = {}
+    for items, _ in filter(None, current.values()):
+        for key, value in items.items():
+            stored.setdefault(key, set()).add(value)
     salt = next(iter(salts)) if salts else (given.values.get(salt_key) or new_salt())
     salt_action = "copied" if salts else ("set" if salt_key in given.values else "generated")
     generated: dict[str, str] = {}
@@ -261,6 +267,9 @@ def init(deployment: Deployment, variables: NomadVariables, given: InitPlan) -> 
                 continue
             if key == salt_key:
                 value, action = salt, salt_action
+            elif len(stored.get(key, ())) == 1:
+                # The value the running jobs use; a given or generated one would differ from it.
+                (value,), action = stored[key], "copied"
             elif key in given.values:
                 value, action = given.values[key], "set"
             elif key in given.generate:

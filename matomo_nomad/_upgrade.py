@@ -398,7 +398,7 @@ def assess(
     if queues_from is not None:
         summary_parts.append(f"queues {queues_from} -> {queues_to}")
     plans = {job.role: job for job in jobs}
-    ids = {role: rendered[role].job_id for role in Role}
+    ids = {role: rendered[role].job_id for role in rendered}
     image = str(rendered[Role.admin].job["TaskGroups"][0]["Tasks"][0]["Config"]["image"])
     setup_needed_anyway = (not upgrade) and _setup_needed(deployment, rendered, current)
 
@@ -582,7 +582,7 @@ class Choreography:
         self.on_step = on_step
         self.watch_timeout = watch_timeout
         self.archiver_timeout = archiver_timeout
-        self.ids = {role: rendered[role].job_id for role in Role}
+        self.ids = {role: rendered[role].job_id for role in rendered}
         self.runs: dict[str, "JobRun"] = {}
         self.setup_runs: list["JobRun"] = []
         self.completed: list[int] = []
@@ -626,6 +626,7 @@ class Choreography:
                                      self._resume_text(stop))
         else:
             self.say("done: every role runs " + self.upgrade.to_version if self.upgrade.upgrade else "done")
+            self._register_monitoring()
         failing: Role | None = None
         if stop is not None and stop.run is None:
             # A failure outside a registration (a wait, a refused write): the job it concerns.
@@ -648,6 +649,20 @@ class Choreography:
                                  next_periodic_launch=job_plan.next_periodic_launch)
             jobs.append(run)
         return RunResult(self.plan, jobs, upgrade_run)
+
+    def _register_monitoring(self) -> None:
+        """The monitoring job is no step of the upgrade (it runs no Matomo): once the
+        steps are done it is registered like any job, if it changed."""
+        from ._cluster import JobRun
+
+        for job_plan in self.plan.jobs:
+            if job_plan.role is Role.monitoring:
+                try:
+                    run = self.cluster._run_job(self.deployment, self.rendered[Role.monitoring], job_plan, False,
+                                                self.adopt, self.on_progress, self.watch_timeout)
+                except ClusterError as error:
+                    run = JobRun(job_plan.role, job_plan.job_id, "failed", failure=str(error), error=error)
+                self.runs[job_plan.job_id] = run
 
     # -- step 1: pause the archiver -------------------------------------------------------
 

@@ -67,6 +67,17 @@ def everything() -> dict[str, Any]:
         "Tracker": {"ignore_visits_cookie_name": "x" + HOSTILE},
         "mail": {"host": "smtp.example.org", "password": {"secret": "mail_password"}},
     }
+    # The monitoring job: a node of its own (the exporter cannot follow a sentinel).
+    data["monitoring"] = {
+        "exporter": {
+            "redis_host": "redis-1.internal",
+            "redis_port": 6380,
+            "memory_max": 128,
+            "env": {"REDIS_EXPORTER_INCL_SYSTEM_METRICS": "true", "NOTE": HOSTILE, "SMTP_TOKEN": {"secret": "smtp_token"}},
+            "constraints": [{"attribute": "${meta.tier}", "value": HOSTILE}],
+            "service": {"name": "queue-metrics", "provider": "consul", "tags": ["prometheus", HOSTILE]},
+        }
+    }
     roles = data["roles"]
     roles["admin"].update(
         {

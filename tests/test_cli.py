@@ -21,9 +21,13 @@ from matomo_nomad._version import __version__
 REPO = Path(__file__).resolve().parent.parent
 SEED = "examples/seed.toml"
 MINIMAL = "examples/minimal.toml"
-JOB_IDS = ["matomo-admin", "matomo-ingestion", "matomo-queue-processor", "matomo-archiver", "matomo-setup"]
+MATOMO_JOB_IDS = ["matomo-admin", "matomo-ingestion", "matomo-queue-processor", "matomo-archiver", "matomo-setup"]
+JOB_IDS = [*MATOMO_JOB_IDS, "matomo-monitoring"]  # the seed example's; minimal.toml has no monitoring job
 SUFFIXES = [".nomad.hcl", ".json", ".config.ini.php.tpl"]
-ALL_FILES = [job + suffix for job in JOB_IDS for suffix in SUFFIXES]
+# The monitoring job runs no Matomo: no config.ini.php for it.
+ALL_FILES = [job + suffix for job in MATOMO_JOB_IDS for suffix in SUFFIXES] + [
+    "matomo-monitoring.nomad.hcl", "matomo-monitoring.json"
+]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -64,7 +68,7 @@ def _umask() -> int:
 # --- render ---------------------------------------------------------------------------
 
 
-def test_render_without_file_prints_the_builtin_example_as_five_hcl_jobs() -> None:
+def test_render_without_file_prints_the_builtin_example_as_six_hcl_jobs() -> None:
     out = ok(cli("render"))
     assert re.findall(r'^job "([^"]+)" \{$', out, re.MULTILINE) == JOB_IDS
     assert re.findall(r"^# ---- (\S+) ----$", out, re.MULTILINE) == [f"{job}.nomad.hcl" for job in JOB_IDS]
@@ -83,6 +87,7 @@ def test_render_out_writes_three_files_per_job_and_prints_their_paths(tmp_path: 
     for job in JOB_IDS:
         assert f'job "{job}" {{' in (out_dir / f"{job}.nomad.hcl").read_text()
         assert json.loads((out_dir / f"{job}.json").read_text())["Job"]["ID"] == job
+    for job in MATOMO_JOB_IDS:
         assert "[database]" in (out_dir / f"{job}.config.ini.php.tpl").read_text()
 
 
@@ -111,7 +116,7 @@ def test_render_all_roles_as_json_is_an_object_keyed_by_job_id() -> None:
     for job_id, value in document.items():
         assert list(value) == ["Job"]
         assert value["Job"]["ID"] == job_id
-    assert [document[j]["Job"]["Type"] for j in JOB_IDS] == ["service", "service", "service", "batch", "batch"]
+    assert [document[j]["Job"]["Type"] for j in JOB_IDS] == ["service", "service", "service", "batch", "batch", "service"]
 
 
 def _ini_lines(role: str) -> list[str]:
@@ -132,9 +137,12 @@ def test_render_ini_ingestion_is_in_maintenance_mode_and_archiver_is_not() -> No
 def test_validate_examples(file: str | None) -> None:
     stdout = ok(cli("validate", *([file] if file else [])))
     first, second, *requirements = stdout.splitlines()
-    assert first == f"{file or 'built-in example'}: valid ({', '.join(JOB_IDS)})"
+    assert first == f"{file or 'built-in example'}: valid ({', '.join(JOB_IDS if file != MINIMAL else MATOMO_JOB_IDS)})"
     # What the jobs expect of the image they run.
-    assert second.startswith("the jobs run registry.example.com/") and second.endswith("with:")
+    assert second.startswith("the jobs " + ("run" if file == MINIMAL else "but the monitoring job run")
+                             + " registry.example.com/") and second.endswith("with:")
+    if file != MINIMAL:
+        assert requirements[-1] == "the monitoring job runs oliver006/redis_exporter:v1.90.0 as it is published"
     assert any("/usr/local/lib/matomo-nomad/setup.php" in line for line in requirements)
     assert any("common.config.ini.php" in line for line in requirements)
 

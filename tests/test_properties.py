@@ -51,6 +51,8 @@ FIELDS = (
     "roles.admin.service.check.headers",
     "roles.archiver.archive.extra_args",
     "install.site_name",
+    "monitoring.exporter.env.FREE",
+    "monitoring.exporter.service.tags",
 )
 
 
@@ -60,6 +62,7 @@ def _place(data: dict[str, Any], field: str, text: str) -> None:
         data["database"]["tls"] = {"enabled": True, "ca": text}
     elif field == "redis.sentinel.master":
         data["redis"] = {"sentinel": {"master": text or "m", "addresses": ["s1:26379"]}}
+        data["monitoring"]["exporter"] = {"redis_host": "redis-1"}  # the exporter cannot follow a sentinel
     elif field == "settings.General.free_text":
         data.setdefault("settings", {}).setdefault("General", {})["free_text"] = text
     elif field == "settings.General.free_list":
@@ -79,6 +82,10 @@ def _place(data: dict[str, Any], field: str, text: str) -> None:
         data["roles"]["archiver"]["archive"] = {"extra_args": [text]}
     elif field == "install.site_name":
         data["install"]["site_name"] = text or "x"  # min_length 1: empty is refused, tested elsewhere
+    elif field == "monitoring.exporter.env.FREE":
+        data["monitoring"]["exporter"] = {"env": {"FREE": text}}
+    elif field == "monitoring.exporter.service.tags":
+        data["monitoring"]["exporter"] = {"service": {"tags": [text]}}
     else:
         section, key = field.split(".")
         if key in ("name", "user") and not text:
@@ -90,9 +97,9 @@ def _given_back(job: dict[str, Any], field: str) -> list[str]:
     """Where a field's text must appear, unchanged, in the emitted API job."""
     group = job["TaskGroups"][0]
     task = group["Tasks"][0]
-    if field == "roles.admin.env.FREE":
+    if field.endswith("env.FREE"):
         return [task["Env"]["FREE"]]
-    if field == "roles.admin.service.tags":
+    if field.endswith("service.tags"):
         return group["Services"][0]["Tags"]
     if field == "roles.admin.constraints.value":
         return [group["Constraints"][0]["RTarget"]]
@@ -131,7 +138,8 @@ def test_free_text_survives_every_layer_or_is_refused(go_oracles, base, tmp_path
         return
     assert not _uncarriable(text)
 
-    role = Role.archiver if field.startswith("roles.archiver") else Role.setup if field.startswith("install") else Role.admin
+    role = (Role.archiver if field.startswith("roles.archiver") else Role.setup if field.startswith("install")
+            else Role.monitoring if field.startswith("monitoring") else Role.admin)
     rendered = rendering[role]
     path = tmp_path / "job.nomad.hcl"
     path.write_text(rendered.hcl, encoding="utf-8")
@@ -139,8 +147,11 @@ def test_free_text_survives_every_layer_or_is_refused(go_oracles, base, tmp_path
     emitted = json.loads(rendered.api_json)["Job"]
     assert api_job(hcl_dump(go_oracles["hclcheck"], path)) == emitted
     given_back = _given_back(emitted, field)
+    assert given_back or not field.startswith(("roles.admin.env", "monitoring"))
     for value in given_back:
         assert value == text or (field == "install.site_name" and not text)
+    if role is Role.monitoring:
+        return  # no config.ini.php: it runs redis_exporter
 
     config = execute_template(go_oracles["tmplexec"], rendered.config_template, secret_stubs(deployment))
     read = php_read_config(config)

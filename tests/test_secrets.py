@@ -19,6 +19,7 @@ from tests.deployments import _example
 pytest_plugins = ("tests.fakenomad.fixtures",)
 
 JOBS = ["matomo-admin", "matomo-ingestion", "matomo-queue-processor", "matomo-archiver", "matomo-setup"]
+MONITORING = "matomo-monitoring"  # the seed's monitoring job: it reads redis_password only
 PASSWORD = 'db "pa$$" \\ & é\nline2'
 
 
@@ -40,15 +41,17 @@ def _cli(fake: Any, *argv: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.
 def test_expected_secrets_are_the_templates_paths_and_keys() -> None:
     deployment = parse_deployment(_example("seed.toml"))
     locations = expected_secrets(deployment)
-    assert [loc.path for loc in locations] == [f"nomad/jobs/{job}" for job in JOBS]
+    assert [loc.path for loc in locations] == [f"nomad/jobs/{job}" for job in [*JOBS, MONITORING]]
     keys = {"salt", "database_password", "redis_password"}
-    assert all(set(loc.keys) == keys for loc in locations[:-1])
+    assert all(set(loc.keys) == keys for loc in locations[:-2])
     # Only the setup job reads the first superuser's password (the seed has [install]).
-    assert set(locations[-1].keys) == keys | {"superuser_password"}
+    assert set(locations[-2].keys) == keys | {"superuser_password"}
+    # The exporter reads the queue's Redis, nothing else.
+    assert locations[-1].keys == ("redis_password",) and locations[-1].jobs == (MONITORING,)
     shared = copy.deepcopy(_example("seed.toml"))
     shared["secrets"] = {"path": "nomad/jobs"}
     (one,) = expected_secrets(parse_deployment(shared))
-    assert one.path == "nomad/jobs" and one.jobs == tuple(JOBS)
+    assert one.path == "nomad/jobs" and one.jobs == (*JOBS, MONITORING)
 
 
 def test_init_creates_every_variable_with_one_salt_and_never_prints_values(fake_nomad, seed_file, monkeypatch, capsys) -> None:
@@ -70,8 +73,10 @@ def test_init_creates_every_variable_with_one_salt_and_never_prints_values(fake_
         assert secret not in out + err
     assert "salt generated" in out and "database_password set" in out
     # Create-only: every first write used cas=0.
+    # The monitoring job's variable holds the same Redis password, and nothing else.
+    assert fake_nomad.variable(f"nomad/jobs/{MONITORING}")["Items"] == {"redis_password": next(iter(redis))}
     puts = fake_nomad.requests_to(r"^/v1/var/", "PUT")
-    assert len(puts) == len(JOBS) and all(r.query.get("cas") == "0" for r in puts)
+    assert len(puts) == len(JOBS) + 1 and all(r.query.get("cas") == "0" for r in puts)
     setup = fake_nomad.variable("nomad/jobs/matomo-setup")["Items"]
     assert len(setup["superuser_password"]) >= 32 and setup["superuser_password"] not in out + err
     assert all(r.namespace == "default" for r in fake_nomad.requests_to(r"^/v1/var/"))
@@ -162,7 +167,7 @@ def test_run_refuses_to_register_while_a_secret_is_missing(fake_nomad, seed_file
     assert _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)[0] == 0
     code, out, err = _cli(fake_nomad, "run", seed_file, "--detach", monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err
-    assert len(fake_nomad.requests_to(r"^/v1/jobs$", "POST")) == 5
+    assert len(fake_nomad.requests_to(r"^/v1/jobs$", "POST")) == 6  # the setup job, four roles, monitoring
 
 
 def test_vault_users_get_the_paths_and_keys(fake_nomad, tmp_path, monkeypatch, capsys) -> None:

@@ -1,5 +1,5 @@
 # Compiled from matomo_nomad/templates/_task.nomad.tpl by `python -m matomo_nomad._templates`: do not edit.
-# Used only while this is the .tpl's fingerprint (see _templates.py): jinja2 3.1.6 sha256 ddfc7d5869ced6d545fa5816ad3e6959d9a51f0adaafa312ada59922713be0bf
+# Used only while this is the .tpl's fingerprint (see _templates.py): jinja2 3.1.6 sha256 caf8577b564388a0d205c4c6822bd2088601432da700f2954e9a150f44e0c814
 from jinja2.runtime import LoopContext, Macro, Markup, Namespace, TemplateNotFound, TemplateReference, TemplateRuntimeError, Undefined, escape, identity, internalcode, markup_join, missing, str_join
 name = '_task.nomad.tpl'
 
@@ -12,9 +12,9 @@ def root(context, missing=missing, environment=environment):
     l_0_job = resolve('job')
     l_0_task_attributes = resolve('task_attributes')
     l_0_docker_config = resolve('docker_config')
+    l_0_config_template = resolve('config_template')
     l_0_config_destination = resolve('config_destination')
     l_0_config_target = resolve('config_target')
-    l_0_config_template = resolve('config_template')
     l_0_secret_files = resolve('secret_files')
     l_0_env_template = resolve('env_template')
     l_0_env_destination = resolve('env_destination')
@@ -51,15 +51,22 @@ def root(context, missing=missing, environment=environment):
     yield str(t_2((undefined(name='task_attributes') if l_0_task_attributes is missing else l_0_task_attributes), 6))
     yield '\n\n      config {\n'
     yield str(t_2((undefined(name='docker_config') if l_0_docker_config is missing else l_0_docker_config), 8))
-    yield '\n\n        # Read-only: with the complete plugin lists baked into the image and the\n        # database prepared by the setup job, no role has a reason to write it.\n        mount {\n          type     = "bind"\n          source   = '
-    yield str(t_1((undefined(name='config_destination') if l_0_config_destination is missing else l_0_config_destination)))
-    yield '\n          target   = '
-    yield str(t_1((undefined(name='config_target') if l_0_config_target is missing else l_0_config_target)))
-    yield '\n          readonly = true\n        }\n      }\n\n      # config.ini.php: secrets are read here at run time and never stored in the job.\n      template {\n        data                 = '
-    yield str(t_3((undefined(name='config_template') if l_0_config_template is missing else l_0_config_template)))
-    yield '\n        destination          = '
-    yield str(t_1((undefined(name='config_destination') if l_0_config_destination is missing else l_0_config_destination)))
-    yield '\n        change_mode          = "restart"\n        error_on_missing_key = true\n      }\n'
+    yield '\n'
+    if (undefined(name='config_template') if l_0_config_template is missing else l_0_config_template):
+        pass
+        yield '\n        # Read-only: with the complete plugin lists baked into the image and the\n        # database prepared by the setup job, no role has a reason to write it.\n        mount {\n          type     = "bind"\n          source   = '
+        yield str(t_1((undefined(name='config_destination') if l_0_config_destination is missing else l_0_config_destination)))
+        yield '\n          target   = '
+        yield str(t_1((undefined(name='config_target') if l_0_config_target is missing else l_0_config_target)))
+        yield '\n          readonly = true\n        }\n'
+    yield '      }\n'
+    if (undefined(name='config_template') if l_0_config_template is missing else l_0_config_template):
+        pass
+        yield '\n      # config.ini.php: secrets are read here at run time and never stored in the job.\n      template {\n        data                 = '
+        yield str(t_3((undefined(name='config_template') if l_0_config_template is missing else l_0_config_template)))
+        yield '\n        destination          = '
+        yield str(t_1((undefined(name='config_destination') if l_0_config_destination is missing else l_0_config_destination)))
+        yield '\n        change_mode          = "restart"\n        error_on_missing_key = true\n      }\n'
     for l_1_file in (undefined(name='secret_files') if l_0_secret_files is missing else l_0_secret_files):
         _loop_vars = {}
         pass
@@ -80,7 +87,7 @@ def root(context, missing=missing, environment=environment):
         yield '\n        env                  = true\n        change_mode          = "restart"\n        error_on_missing_key = true\n        perms                = '
         yield str(t_1((undefined(name='env_perms') if l_0_env_perms is missing else l_0_env_perms)))
         yield '\n      }\n'
-    if (environment.getattr(environment.getattr((undefined(name='job') if l_0_job is missing else l_0_job), 'secrets'), 'provider') == 'vault'):
+    if ((environment.getattr(environment.getattr((undefined(name='job') if l_0_job is missing else l_0_job), 'secrets'), 'provider') == 'vault') and environment.getattr((undefined(name='job') if l_0_job is missing else l_0_job), 'secret_keys')):
         pass
         yield '\n      vault {\n'
         if environment.getattr(environment.getattr((undefined(name='job') if l_0_job is missing else l_0_job), 'secrets'), 'vault_role'):
@@ -104,4 +111,4 @@ def root(context, missing=missing, environment=environment):
     yield '\n      }\n    }\n'
 
 blocks = {}
-debug_info = '1=49&2=51&5=53&11=55&12=57&19=59&20=61&24=63&28=67&29=69&32=71&35=74&40=77&41=79&45=81&48=83&51=86&52=89&54=91&55=94&59=97&62=100&67=103'
+debug_info = '1=49&2=51&5=53&6=55&12=58&13=60&18=63&22=66&23=68&28=70&32=74&33=76&36=78&39=81&44=84&45=86&49=88&52=90&55=93&56=96&58=98&59=101&63=104&66=107&71=110'

@@ -3,6 +3,7 @@
 
       config {
 [[ docker_config | hcl_attributes(8) ]]
+[% if config_template %]
 
         # Read-only: with the complete plugin lists baked into the image and the
         # database prepared by the setup job, no role has a reason to write it.
@@ -12,7 +13,9 @@
           target   = [[ config_target | hcl ]]
           readonly = true
         }
+[% endif %]
       }
+[% if config_template %]
 
       # config.ini.php: secrets are read here at run time and never stored in the job.
       template {
@@ -21,6 +24,7 @@
         change_mode          = "restart"
         error_on_missing_key = true
       }
+[% endif %]
 [% for file in secret_files %]
 
       # A secret as a file of its own, exactly as stored.
@@ -45,7 +49,7 @@
         perms                = [[ env_perms | hcl ]]
       }
 [% endif %]
-[% if job.secrets.provider == "vault" %]
+[% if job.secrets.provider == "vault" and job.secret_keys %]
 
       vault {
 [% if job.secrets.vault_role %]
