@@ -8,8 +8,12 @@ their values), and the INFO series `redis_memory_used_bytes`, `redis_memory_max_
 `redis_evicted_keys_total` and `redis_instance_info{maxmemory_policy}` (`exporter/exporter.go`).
 The archiver's come from Nomad's servers (`telemetry { prometheus_metrics = true }`):
 `nomad_nomad_job_summary_{complete,failed}{parent_id="<name>-archiver"}`, one series per
-periodic launch; restarts from Nomad's clients (`publish_allocation_metrics = true`):
-`nomad_client_allocs_restart{job,task_group}`.
+periodic launch, published by the leader only (Nomad 1.11 nomad/leader.go,
+iterateJobSummaryMetrics adds parent_id for `<job>/periodic-<time>` ids); restarts from
+Nomad's clients (`prometheus_metrics = true` too): the counter
+`nomad_client_allocs_restart{job,task_group,task,alloc_id,namespace}`, incremented on each
+TaskRestarting event whatever publish_allocation_metrics says
+(client/allocrunner/taskrunner/task_runner.go, appendEvent).
 
 The longest gap between two consecutive launches is computed from the archiver's cron
 and time zone (`cron_longest_gap`), so "no successful archive for twice that" holds for
@@ -24,9 +28,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ._errors import DeploymentError, Problem
+from ._queue_keys import LOCK_PREFIX, QUEUE_KEYS_RE
 
-QUEUE_KEYS_RE = "trackingQueueV1(_[0-9]+)?"
-LOCK_KEYS_RE = "QueuedTrackingLock[0-9]+"
+LOCK_KEYS_RE = f"{LOCK_PREFIX}[0-9]+"
 
 _MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_abbr) if m}
 _DAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
@@ -228,6 +232,17 @@ def rules(deployment: Any) -> dict[str, Any]:
         ))
     redis_rules = [
         rule(
+            "MatomoRedisDown",
+            # redis_up is the exporter's own verdict on each scrape (0: it could not connect
+            # or authenticate), so a scraped exporter that cannot read Redis is caught too.
+            f"redis_up{redis_sel} == 0",
+            "1m", critical,
+            f"Matomo {name}: the exporter cannot read the queue's Redis",
+            "Tracking requests are queued in this Redis and processed from it: check that it runs and answers "
+            "(redis-cli -h HOST PING), and that the exporter has its password (secret "
+            f"{deployment.secrets.redis_password_key}, `matomo-nomad secrets check`).",
+        ),
+        rule(
             "MatomoRedisEvicting",
             f"increase(redis_evicted_keys_total{redis_sel}[5m]) > 0",
             "0m", critical,
@@ -252,6 +267,8 @@ def rules(deployment: Any) -> dict[str, Any]:
             "tracking requests.",
         ),
     ]
+    # The long-running jobs; the monitoring job too when there is one.
+    restarting = "admin|ingestion|queue-processor" + ("|monitoring" if mon.exporter is not None else "")
     nomad_rules = [
         rule(
             "MatomoArchiverLaunchFailed",
@@ -271,7 +288,7 @@ def rules(deployment: Any) -> dict[str, Any]:
         ),
         rule(
             "MatomoRestartsClimbing",
-            f'sum by (job, task_group) (increase(nomad_client_allocs_restart{{job=~"{name}-(admin|ingestion|queue-processor)",{nomad}}}[1h])) > {mon.restarts}',
+            f'sum by (job, task_group) (increase(nomad_client_allocs_restart{{job=~"{name}-({restarting})",{nomad}}}[1h])) > {mon.restarts}',
             "0m", labels,
             f"Matomo {name}: {{{{ $labels.job }}}} restarted more than {mon.restarts} times in an hour",
             "Read the task's events and logs (nomad alloc status, nomad alloc logs): a crash loop, an "
@@ -290,8 +307,9 @@ def rules_yaml(deployment: Any) -> str:
     header = (
         f"# Prometheus alerting rules for Matomo deployment {deployment.name!r}, written by matomo-nomad alerts.\n"
         "# Needs: oliver006/redis_exporter on the queue's Redis (--check-single-keys with the queue keys,\n"
-        "# --count-keys with the lock keys), Nomad servers' telemetry { prometheus_metrics = true } and\n"
-        "# clients' telemetry { publish_allocation_metrics = true }.\n"
+        "# --count-keys with the lock keys: the monitoring job runs it so), and telemetry\n"
+        "# { prometheus_metrics = true } on Nomad's servers (every one: the leader publishes job summaries)\n"
+        "# and clients.\n"
     )
     return header + yaml.safe_dump(rules(deployment), sort_keys=False, width=1000, allow_unicode=True)
 

@@ -82,7 +82,7 @@ def test_structure_and_defaults():
     found = all_rules(doc)
     # One queue: no queue can fall behind the others.
     assert set(found) == {
-        "MatomoQueueBacklogGrowing", "MatomoQueueUnworked", "MatomoRedisEvicting", "MatomoRedisEvictionPolicy",
+        "MatomoQueueBacklogGrowing", "MatomoQueueUnworked", "MatomoRedisDown", "MatomoRedisEvicting", "MatomoRedisEvictionPolicy",
         "MatomoRedisNearMaxmemory", "MatomoArchiverLaunchFailed", "MatomoArchiveOverdue", "MatomoRestartsClimbing",
     }
     for rule in found.values():
@@ -120,6 +120,12 @@ def test_thresholds_from_the_deployment():
     assert 'parent_id="stats-archiver",namespace="analytics"' in found["MatomoArchiveOverdue"]["expr"]
     assert 'job=~"stats-(admin|ingestion|queue-processor)"' in found["MatomoRestartsClimbing"]["expr"]
     assert "> 5" in found["MatomoRestartsClimbing"]["expr"]
+    assert found["MatomoRedisDown"]["expr"] == 'redis_up{instance="q:9121"} == 0'
+
+
+def test_the_monitoring_job_restarting_counts_when_there_is_one():
+    found = all_rules(yaml.safe_load(rules_yaml(deployment(**{"monitoring.exporter": {}}))))
+    assert 'job=~"matomo-(admin|ingestion|queue-processor|monitoring)"' in found["MatomoRestartsClimbing"]["expr"]
 
 
 def test_bad_selector_is_refused():
@@ -164,7 +170,8 @@ def alert_test(interval: str, input_series: list, checks: list) -> dict:
 
 
 def _labels(alert: str) -> dict:
-    return {"severity": "critical" if alert in ("MatomoQueueUnworked", "MatomoRedisEvicting", "MatomoArchiveOverdue")
+    return {"severity": "critical" if alert in ("MatomoQueueUnworked", "MatomoRedisEvicting", "MatomoArchiveOverdue",
+                                                "MatomoRedisDown")
             else "warning", "deployment": "matomo"}
 
 
@@ -201,6 +208,16 @@ def test_promtool_test_rules(tmp_path):
         ]),
         alert_test("1m", [series(Q0, "200x40"), series(Q1, "100x40"), series(Q2, "30x40")],
                    [("20m", "MatomoQueueFarBehind", [])]),
+        # Redis: unreadable for over a minute (a single failed scrape stays quiet), evictions, policy, memory.
+        alert_test("1m", [series('redis_up{instance="r"}', "1x3 0x5 1x5"), series('redis_up{instance="s"}', "1 0 1x10")], [
+            ("4m", "MatomoRedisDown", []),
+            ("6m", "MatomoRedisDown", [{"exp_labels": {**_labels("MatomoRedisDown"), "instance": "r"}}]),
+            ("10m", "MatomoRedisDown", []),
+        ]),
+        # Restarts of the monitoring job count when there is one (the deployment here has none).
+        alert_test("1m", [
+            series('nomad_client_allocs_restart{job="matomo-monitoring",task_group="monitoring",namespace="default",alloc_id="c"}', "0 1 2 3 4 5x30"),
+        ], [("10m", "MatomoRestartsClimbing", [])]),
         # Redis: evictions, policy, memory.
         alert_test("1m", [series('redis_evicted_keys_total{instance="r"}', "0x5 0 3 3 3x20")], [
             ("4m", "MatomoRedisEvicting", []),

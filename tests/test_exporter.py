@@ -80,7 +80,8 @@ def test_real_exporter_exports_what_the_rules_read(tmp_path):
         assert 'maxmemory_policy="noeviction"' in body
         text = "\n".join(r["expr"] for g in yaml.safe_load(rules_yaml(d))["groups"] for r in g["rules"])
         used = set(re.findall(r"\b(redis_[a-z_]+)", text))
-        assert len(used) == 6 and used <= exported, used - exported
+        assert len(used) == 7 and used <= exported, used - exported
+        assert samples["redis_up"] == 1
     finally:
         if exporter is not None:
             exporter.terminate()
