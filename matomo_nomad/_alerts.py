@@ -232,6 +232,17 @@ def rules(deployment: Any) -> dict[str, Any]:
         ))
     redis_rules = [
         rule(
+            "MatomoQueueExporterMissing",
+            # Every queue and Redis rule reads the exporter's series: without them none of
+            # them can fire, so their absence is an alert of its own.
+            f"absent(redis_up{redis_sel})",
+            "10m", critical,
+            f"Matomo {name}: Prometheus has no series from the queue's Redis exporter",
+            f"The queue and Redis alerts are blind: check the monitoring job ({name}-monitoring, "
+            "`matomo-nomad status`) or your own exporter, and that Prometheus scrapes it "
+            "(its service, the scrape job, monitoring.prometheus_selector).",
+        ),
+        rule(
             "MatomoRedisDown",
             # redis_up is the exporter's own verdict on each scrape (0: it could not connect
             # or authenticate), so a scraped exporter that cannot read Redis is caught too.

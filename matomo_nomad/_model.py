@@ -1058,10 +1058,10 @@ class ExporterJob(_Model):
     `matomo-nomad alerts` writes."""
 
     image: ImageRef = Field(
-        # Tag checked in the project's releases (v1.90.0, 2026-08); the flags used here
-        # are those of v1.45.0 (Debian's build, which the tests run) and later.
-        "oliver006/redis_exporter:v1.90.0",
-        description="The redis_exporter image, pinned (tag or digest; 'latest' is refused).",
+        # A release tag of oliver006/redis_exporter (v1.88.0, 2026-07); its main.go has
+        # every flag the job passes (matomo_nomad/_exporter.py).
+        "oliver006/redis_exporter:v1.88.0",
+        description="The redis_exporter image, pinned (tag or digest; 'latest' is refused); v1.83.0 or later.",
     )
     redis_host: Host | None = Field(
         None,
@@ -1093,6 +1093,20 @@ class ExporterJob(_Model):
     def _no_literal_credentials(cls, env: dict[str, object]) -> dict[str, object]:
         taken = ["@REDIS_PASSWORD: is the job's own, set from secrets.redis_password_key when redis.password = true (remove it)"] if "REDIS_PASSWORD" in env else []
         return _refuse_literal_credentials(env, *taken)
+
+    @field_validator("image")
+    @classmethod
+    def _new_enough(cls, image: str) -> str:
+        from ._exporter import HARDENING_SINCE
+
+        tag = re.search(r":v?([0-9]+)\.([0-9]+)\.([0-9]+)[^:/@]*$", image.split("@")[0])
+        if tag is not None and tuple(map(int, tag.groups())) < HARDENING_SINCE:
+            raise ValueError(
+                "predates redis_exporter v1.83.0: the job passes --disable-scrape-endpoint, without which anyone "
+                "reaching the port can make the exporter send the Redis password to another host "
+                "(use v1.83.0 or later, e.g. oliver006/redis_exporter:v1.88.0)"
+            )
+        return image
 
     @model_validator(mode="after")
     def _memory_max(self) -> "ExporterJob":

@@ -230,7 +230,9 @@ def init(deployment: Deployment, variables: NomadVariables, given: InitPlan) -> 
     """Create the Nomad Variables the jobs read. What exists is kept; the salt is created
     once and copied to every path unchanged. A key missing at one path but stored at
     others with one value is copied from them (a job added later, such as the monitoring
-    job, must read the password the others already use); otherwise it comes from `given`."""
+    job, must read the password the others already use); otherwise it comes from `given`.
+    A given value that differs from a stored one is refused (ConflictError) before
+    anything is written."""
     locations = [loc for loc in expected_secrets(deployment) if loc.provider == "nomad"]
     salt_key = deployment.secrets.salt_key
     paths = [loc.path for loc in locations]
@@ -252,6 +254,20 @@ def init(deployment: Deployment, variables: NomadVariables, given: InitPlan) -> 
     for items, _ in filter(None, current.values()):
         for key, value in items.items():
             stored.setdefault(key, set()).add(value)
+    # A value given for a key the jobs already read would land only where the key is
+    # missing (nothing stored is overwritten), so the jobs would read two values.
+    differing = sorted(
+        key for key, value in given.values.items()
+        if key != salt_key and stored.get(key) and stored[key] != {value}
+        and any(key in loc.keys for loc in locations)
+    )
+    if differing:
+        raise ConflictError(
+            f"{', '.join(differing)}: the value given differs from the one already stored at "
+            f"{', '.join(p for p, found in current.items() if found and any(k in found[0] for k in differing))}; "
+            "init never overwrites a stored value and every job must read the same one (give the stored value, "
+            "or change it at every path first, e.g. with nomad var put; nothing was written)"
+        )
     salt = next(iter(salts)) if salts else (given.values.get(salt_key) or new_salt())
     salt_action = "copied" if salts else ("set" if salt_key in given.values else "generated")
     generated: dict[str, str] = {}
@@ -268,7 +284,8 @@ def init(deployment: Deployment, variables: NomadVariables, given: InitPlan) -> 
             if key == salt_key:
                 value, action = salt, salt_action
             elif len(stored.get(key, ())) == 1:
-                # The value the running jobs use; a given or generated one would differ from it.
+                # The value the running jobs use (a given one equals it, see above; a
+                # generated one would differ from it).
                 (value,), action = stored[key], "copied"
             elif key in given.values:
                 value, action = given.values[key], "set"

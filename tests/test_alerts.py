@@ -82,7 +82,7 @@ def test_structure_and_defaults():
     found = all_rules(doc)
     # One queue: no queue can fall behind the others.
     assert set(found) == {
-        "MatomoQueueBacklogGrowing", "MatomoQueueUnworked", "MatomoRedisDown", "MatomoRedisEvicting", "MatomoRedisEvictionPolicy",
+        "MatomoQueueBacklogGrowing", "MatomoQueueUnworked", "MatomoQueueExporterMissing", "MatomoRedisDown", "MatomoRedisEvicting", "MatomoRedisEvictionPolicy",
         "MatomoRedisNearMaxmemory", "MatomoArchiverLaunchFailed", "MatomoArchiveOverdue", "MatomoRestartsClimbing",
     }
     for rule in found.values():
@@ -121,6 +121,7 @@ def test_thresholds_from_the_deployment():
     assert 'job=~"stats-(admin|ingestion|queue-processor)"' in found["MatomoRestartsClimbing"]["expr"]
     assert "> 5" in found["MatomoRestartsClimbing"]["expr"]
     assert found["MatomoRedisDown"]["expr"] == 'redis_up{instance="q:9121"} == 0'
+    assert found["MatomoQueueExporterMissing"]["expr"] == 'absent(redis_up{instance="q:9121"})'
 
 
 def test_the_monitoring_job_restarting_counts_when_there_is_one():
@@ -171,7 +172,7 @@ def alert_test(interval: str, input_series: list, checks: list) -> dict:
 
 def _labels(alert: str) -> dict:
     return {"severity": "critical" if alert in ("MatomoQueueUnworked", "MatomoRedisEvicting", "MatomoArchiveOverdue",
-                                                "MatomoRedisDown")
+                                                "MatomoRedisDown", "MatomoQueueExporterMissing")
             else "warning", "deployment": "matomo"}
 
 
@@ -214,6 +215,14 @@ def test_promtool_test_rules(tmp_path):
             ("6m", "MatomoRedisDown", [{"exp_labels": {**_labels("MatomoRedisDown"), "instance": "r"}}]),
             ("10m", "MatomoRedisDown", []),
         ]),
+        # No exporter series at all for 10 minutes: the other rules are blind.
+        alert_test("1m", [series('redis_up{instance="r"}', "1x5 _x25")], [
+            ("8m", "MatomoQueueExporterMissing", []),
+            # The last sample (5m) counts for 5 more minutes; then 10 minutes of absence.
+            ("19m", "MatomoQueueExporterMissing", []),
+            ("22m", "MatomoQueueExporterMissing", [{"exp_labels": _labels("MatomoQueueExporterMissing")}]),
+        ]),
+        alert_test("1m", [series('redis_up{instance="r"}', "0x20")], [("20m", "MatomoQueueExporterMissing", [])]),
         # Restarts of the monitoring job count when there is one (the deployment here has none).
         alert_test("1m", [
             series('nomad_client_allocs_restart{job="matomo-monitoring",task_group="monitoring",namespace="default",alloc_id="c"}', "0 1 2 3 4 5x30"),

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from matomo_nomad import Role, render
+from matomo_nomad._exporter import HARDENING_FLAGS
 from tests.deployments import SECRETS
 from tests.hcl_to_api import api_job
 from tests.oracles.envparse import build_envparse, parse_env
@@ -109,7 +110,10 @@ def running_exporter(args: list[str], env: dict[str, str], log: Path) -> Iterato
     # Only the listen address is added to the rendered arguments: in Nomad the exporter
     # listens on its default :9121 inside the container (the port's `to`), which a test
     # on a shared host cannot take.
-    command = [exporter_binary(), *args, f"--web.listen-address=127.0.0.1:{port}"]
+    # Debian's exporter (v1.45) predates the two hardening flags, which the pinned image
+    # has (v1.83.0+, see _exporter.py): they are checked to be there, then left out here.
+    assert list(args[-2:]) == list(HARDENING_FLAGS)
+    command = [exporter_binary(), *args[:-2], f"--web.listen-address=127.0.0.1:{port}"]
     with open(log, "wb") as output:
         process = subprocess.Popen(command, env={"PATH": MINIMAL_PATH, **env},
                                    stdout=output, stderr=subprocess.STDOUT)

@@ -87,14 +87,23 @@ def test_init_again_keeps_everything_and_never_overwrites_the_salt(fake_nomad, s
     monkeypatch.setenv("MATOMO_DATABASE_PASSWORD", "new")
     monkeypatch.setenv("MATOMO_REDIS_PASSWORD", "r")
     monkeypatch.setenv("MATOMO_SUPERUSER_PASSWORD", "first login")
+    # "new" would reach only the paths without the key: the jobs would read two passwords.
+    code, out, err = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 20 and out == ""
+    assert err.startswith("database_password: the value given differs from the one already stored at "
+                          "nomad/jobs/matomo-admin;") and "nothing was written" in err
+    assert "old" not in err and "new" not in err.replace("nomad", "")
+    assert fake_nomad.count(r"^/v1/var/", method="PUT") == 0  # put_variable is not a request
+    monkeypatch.setenv("MATOMO_DATABASE_PASSWORD", "old")
     code, out, _ = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0
     admin = fake_nomad.variable("nomad/jobs/matomo-admin")["Items"]
     assert admin == {"salt": "a" * 32, "database_password": "old", "redis_password": "r"}
     for job in JOBS[1:]:
         assert fake_nomad.variable(f"nomad/jobs/{job}")["Items"]["salt"] == "a" * 32
+        assert fake_nomad.variable(f"nomad/jobs/{job}")["Items"]["database_password"] == "old"
     assert "nomad/jobs/matomo-admin: database_password kept, salt kept, redis_password set" in out
-    assert "salt copied" in out
+    assert "salt copied" in out and "database_password copied" in out
 
     before = fake_nomad.count(r"^/v1/var/", method="PUT")
     code, out, _ = _cli(fake_nomad, "secrets", "init", seed_file, monkeypatch=monkeypatch, capsys=capsys)
