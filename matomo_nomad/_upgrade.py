@@ -488,11 +488,11 @@ def _queue_change(deployment: Deployment, current: dict[Role, dict[str, Any] | N
     # The archiver's config names the count too, but it neither writes nor reads a queue;
     # it is registered last and must not make a finished move look unfinished.
     running = [(q, str(job["ID"]), role) for role in involved
-               if (job := current[role]) is not None and (q := _queues(job)) is not None and _owned(job, deployment, role)]
+               if (job := current.get(role)) is not None and (q := _queues(job)) is not None and _owned(job, deployment, role)]
     if not running or max(running)[0] <= wanted:
         return None, wanted
     most, job_id, _ = max(running)
-    foreign = [str(job["ID"]) for role in involved if (job := current[role]) is not None and not _owned(job, deployment, role)]
+    foreign = [str(job["ID"]) for role in involved if (job := current.get(role)) is not None and not _owned(job, deployment, role)]
     if foreign:
         removed = _queues_text(wanted, most - 1)
         raise UnsafeChangeError(
