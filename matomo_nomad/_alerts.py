@@ -178,6 +178,7 @@ def rules(deployment: Any) -> dict[str, Any]:
     growing = _promql_duration(_seconds(mon.backlog_growing_for))
     unworked = _promql_duration(_seconds(mon.unworked_for))
     overdue = _promql_duration(2 * gap.total_seconds())
+    one_gap = _promql_duration(gap.total_seconds())
 
     def with_queue(expr: str, key_re: str) -> str:
         # queue="N" from the key: trackingQueueV1_N and QueuedTrackingLockN; trackingQueueV1 is 0.
@@ -283,11 +284,16 @@ def rules(deployment: Any) -> dict[str, Any]:
     nomad_rules = [
         rule(
             "MatomoArchiverLaunchFailed",
-            f'nomad_nomad_job_summary_failed{{parent_id="{archiver}",{nomad}}} > 0',
+            # A failed launch's series stays until Nomad collects the child (about 4 h), long
+            # after later launches succeeded: each failure fires for one schedule gap (the
+            # series did not show the failure one gap ago), by when the next launch has run.
+            f'nomad_nomad_job_summary_failed{{parent_id="{archiver}",{nomad}}} > 0 unless on(job, task_group) '
+            f'(nomad_nomad_job_summary_failed{{parent_id="{archiver}",{nomad}}} offset {one_gap} > 0)',
             "0m", labels,
             f"Matomo {name}: archiver launch {{{{ $labels.job }}}} failed",
             "Read the failed allocation's logs (nomad job status {{ $labels.job }}, then nomad alloc logs); the next "
-            "scheduled launch retries; a launch that keeps failing leaves reports stale.",
+            f"scheduled launch retries, and this alert ends after {one_gap} (the schedule's longest gap); "
+            "MatomoArchiveOverdue fires if no launch succeeds; a launch that keeps failing leaves reports stale.",
         ),
         rule(
             "MatomoArchiveOverdue",

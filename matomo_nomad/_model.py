@@ -1137,8 +1137,8 @@ class Monitoring(_Model):
     queue_behind_factor: float = Field(
         10.0,
         ge=2,
-        description="Alert when one queue's backlog is above this many times the average queue's and above "
-        "one batch: visitors hashing to it (e.g. all-zero visitor ids, queue 0) wait alone.",
+        description="Alert when one queue's backlog is above this many times the other queues' average and "
+        "above one batch: visitors hashing to it (e.g. all-zero visitor ids, queue 0) wait alone.",
     )
     redis_memory_ratio: float = Field(
         0.8, gt=0, le=1, description="Warn (status --redis) and alert when Redis uses this share of maxmemory."

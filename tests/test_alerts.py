@@ -249,13 +249,20 @@ def test_promtool_test_rules(tmp_path):
         ]),
         # Archiver: a failed launch; completed launches keep "overdue" quiet, none for 2 h fires it.
         alert_test("1m", [
-            series('nomad_nomad_job_summary_failed{parent_id="matomo-archiver",namespace="default",job="matomo-archiver/periodic-1",task_group="archiver"}', "0 0 1x5"),
+            series('nomad_nomad_job_summary_failed{parent_id="matomo-archiver",namespace="default",job="matomo-archiver/periodic-1",task_group="archiver"}', "0 0 1x90"),
             series('nomad_nomad_job_summary_failed{parent_id="other-archiver",namespace="default",job="other-archiver/periodic-1",task_group="archiver"}', "1x5"),
         ], [
             ("1m", "MatomoArchiverLaunchFailed", []),
             ("3m", "MatomoArchiverLaunchFailed", [{"exp_labels": {
                 **_labels("x"), "parent_id": "matomo-archiver", "namespace": "default",
                 "job": "matomo-archiver/periodic-1", "task_group": "archiver"}}]),
+            ("60m", "MatomoArchiverLaunchFailed", [{"exp_labels": {
+                **_labels("x"), "parent_id": "matomo-archiver", "namespace": "default",
+                "job": "matomo-archiver/periodic-1", "task_group": "archiver"}}]),
+            # One schedule gap (hourly: 1 h) after the failure, while Nomad still lists the
+            # failed launch: quiet, the next launches have had their turn.
+            ("65m", "MatomoArchiverLaunchFailed", []),
+            ("85m", "MatomoArchiverLaunchFailed", []),
         ]),
         alert_test("5m", [
             series('nomad_nomad_job_summary_complete{parent_id="matomo-archiver",namespace="default",job="matomo-archiver/periodic-1"}', "0 1x10"),
