@@ -4,8 +4,11 @@ Connection flags mirror the nomad CLI's environment variables and override them.
 Exit codes: `plan` is 0 (no change), 1 (changes) or 255 (error), like `nomad job plan`;
 the other commands exit 0 on success and otherwise with the code of the failure's
 kind (see `_errors`: 10-23), the first failing job's when several fail. `status --check`
-exits 30 when the health section (`_nomad_health`) has warnings; without it, warnings
-never change the exit code.
+exits 30 when the health section (`_nomad_health`) has warnings, a long-running job or the
+archiver that is not registered, not this deployment's, or stopped among them; without
+it, warnings never change the exit code. `status --redis` reads the queue's Redis instead
+(`_queue_health`, its own exit codes); the Nomad-only `--health`/`--check` are refused
+with it (64).
 """
 
 from __future__ import annotations
@@ -18,10 +21,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
-from ._cli_common import checked, cluster_for, connection_flags, load
+from ._cli_common import EXIT_USAGE, checked, cluster_for, connection_flags, load
 from ._errors import ClusterError
 
 PLAN_NO_CHANGE, PLAN_CHANGES, PLAN_ERROR = 0, 1, 255
+
+STATUS_DESCRIPTION = (
+    "each role's job: status, version, deployment health, allocations. --health adds a health section from "
+    "the Nomad API (archiver launches, next launch, allocations running against desired, restarts, a job "
+    "not registered, not this deployment's or stopped); --check prints it too and exits 30 on its warnings. "
+    "--redis reads the QueuedTracking queue from its Redis instead of Nomad (exit 0, 30 warnings, "
+    "31 Redis unreadable, 64 the redis package not installed); --health and --check do not apply to it."
+)
 
 
 def add_commands(commands: Any) -> None:
@@ -29,12 +40,19 @@ def add_commands(commands: Any) -> None:
     for name, help_text in (
         ("plan", "show what would change on the cluster, per job (exit 0 none, 1 changes, 255 error)"),
         ("run", "plan, register each changed job, then wait for its deployment"),
-        ("status", "each role's job: status, version, deployment health, allocations"),
+        ("status", "each role's job: status, version, deployment health, allocations; "
+                   "--health/--check: health from the Nomad API; --redis: the queue's Redis"),
         ("destroy", "stop this deployment's jobs (only jobs carrying its mark)"),
     ):
-        parser = commands.add_parser(name, help=help_text, description=help_text)
+        description = STATUS_DESCRIPTION if name == "status" else help_text
+        parser = commands.add_parser(name, help=help_text, description=description)
         parser.add_argument("file", nargs="?", type=Path, help="deployment file; default: the built-in example")
         connection_flags(parser)
+        if name == "status":
+            # `status --redis` waits 5 s by default (_queue_health.run), not the Nomad client's 10.
+            timeout = next(a for a in parser._actions if a.dest == "timeout")
+            timeout.help = ("give up on an answer after this long (default 10; blocking queries add their wait; "
+                            "with --redis: default 5, per Redis connection and command)")
         if name in ("plan", "status"):
             parser.add_argument("--output", choices=("text", "json"), default="text", help="json for CI")
         if name == "status":
@@ -43,11 +61,12 @@ def add_commands(commands: Any) -> None:
             add_flags(parser)
             parser.add_argument("--health", action="store_true",
                                 help="add the health section (Nomad API: archiver launches, next launch, "
-                                "allocations running against desired, restarts) to the text output; "
-                                "the JSON output always has it")
+                                "allocations running against desired, restarts of the running allocations, "
+                                "a job not registered, not this deployment's or stopped) to the text output; "
+                                "the JSON output always has it; the exit code stays 0 (not with --redis)")
             parser.add_argument("--check", action="store_true",
                                 help="like --health, and exit 30 when the health section has warnings "
-                                "(default: exit 0)")
+                                "(default: exit 0; not with --redis, which exits 30 on its own warnings)")
         if name == "run":
             parser.add_argument("--detach", action="store_true", help="register and return; do not wait for deployments "
                                 "(refused for an upgrade or fewer queues, whose steps each wait for the one before)")
@@ -205,22 +224,36 @@ def _run(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     if args.redis or args.redis_password_stdin:
+        nomad_only = [flag for flag, given in (("--health", args.health), ("--check", args.check)) if given]
+        if nomad_only:
+            # One line, as a usage error; nothing read: the two checks read different systems.
+            one = len(nomad_only) == 1
+            sys.stderr.write(
+                f"matomo-nomad status: {' and '.join(nomad_only)} {'reads' if one else 'read'} the Nomad jobs and "
+                f"{'does' if one else 'do'} not apply with --redis (run `status FILE --check` and "
+                "`status FILE --redis` separately; --redis exits 30 on its own warnings)\n")
+            return EXIT_USAGE
         # The queue's Redis alone (_queue_health): a cron host needs no Nomad access for it.
         from ._queue_health import run as queue_status
 
         return queue_status(args, load(args.file))
     cluster, deployment = _cluster_and_deployment(args)
     statuses = cluster.status(deployment)
-    from ._nomad_health import text_lines
+    from ._nomad_health import job_health, text_lines
     from ._queue_health import EXIT_WARNINGS
 
-    warned = any(s.health is not None and s.health.warnings for s in statuses)
-    code = EXIT_WARNINGS if warned and args.check else 0
+    # The health each job reports, with a warning for a long-running job or the archiver
+    # that is not registered, not ours, or stopped (the setup job is exempt: one-shot).
+    healths = {s.job_id: job_health(s) for s in statuses}
+    warnings = sum(len(h.warnings) for h in healths.values() if h is not None)
+    code = EXIT_WARNINGS if warnings and args.check else 0
     if args.output == "json":
         rows = []
         for status in statuses:
             row = asdict(status)
             row["role"] = status.role.value
+            health = healths[status.job_id]
+            row["health"] = None if health is None else asdict(health)
             rows.append(row)
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return code
@@ -244,11 +277,17 @@ def _status(args: argparse.Namespace) -> int:
 
         sys.stdout.write("health (from the Nomad API):\n")
         for s in statuses:
-            if s.health is not None:
-                sys.stdout.write(f"{s.job_id}:\n")
-                for extra in text_lines(s.health, periodic=s.role is Role.archiver):
-                    sys.stdout.write(extra + "\n")
-        warnings = sum(len(s.health.warnings) for s in statuses if s.health is not None)
+            health = healths[s.job_id]
+            if health is None:
+                continue
+            sys.stdout.write(f"{s.job_id}:\n")
+            if s.health is None:
+                # Absent or not ours: nothing was read about it but that.
+                extras = [f"  WARNING: {w}" for w in health.warnings]
+            else:
+                extras = text_lines(health, periodic=s.role is Role.archiver)
+            for extra in extras:
+                sys.stdout.write(extra + "\n")
         sys.stdout.write(f"{warnings} warning{'' if warnings == 1 else 's'}\n")
     return code
 

@@ -10,8 +10,15 @@
   `Periodic.Spec` and `TimeZone`, with the cron reader of `_alerts`.
 * "No successful archive for twice the longest gap between schedule fires"
   (`_alerts.cron_longest_gap`), and "the latest finished launch failed", as warnings.
-* Allocations running against desired (the job's group counts) and restarts per role
-  (the sum of `TaskStates[*].Restarts` over the allocations Nomad lists).
+* Allocations running against desired (the job's group counts) and restarts per role:
+  the sum of `TaskStates[*].Restarts` over the job's current allocations only
+  (`restarts`). Nomad keeps listing the allocations of earlier job versions until it
+  garbage-collects them, so a sum over all of them would only ever grow; for the
+  archiver, the sum over the launches Nomad still lists (each launch is a job of its own).
+* For `status --health/--check`: a long-running job (admin, ingestion, queue processor,
+  monitoring when the deployment has it) or the archiver that is not registered, exists
+  without this deployment's mark, or is stopped, as a warning (`presence_warning`); the
+  one-shot setup job is exempt.
 
 Nomad garbage-collects finished children after about 4 hours by default
 (`job_gc_threshold`), so the history here is short; longer history is in the metrics.
@@ -20,7 +27,7 @@ Nomad garbage-collects finished children after about 4 hours by default
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -76,9 +83,54 @@ def parse_go_time(text: Any) -> datetime | None:
         return None
 
 
-def restarts(allocations: list[dict[str, Any]]) -> int:
+_TERMINAL = ("complete", "failed", "lost")
+
+
+def restarts(allocations: list[dict[str, Any]], current_only: bool = True) -> int:
+    """Task restarts (`TaskStates[*].Restarts`) summed over the allocations.
+
+    With `current_only` (the default), only the current allocations count: those Nomad
+    wants running (`DesiredStatus` "run"; a replaced, stopped or rescheduled one is
+    "stop" or "evict"), minus finished ones of a job version older than the newest
+    listed. The finished allocations of a batch job's earlier versions (the setup job's
+    earlier runs) can stay at "run", so the version test keeps those out too; a
+    service's allocations still running an older version during a rollout do count."""
+    if current_only:
+        wanted = [a for a in allocations if a.get("DesiredStatus") == "run"]
+        versions = [int(a["JobVersion"]) for a in wanted if isinstance(a.get("JobVersion"), int)]
+        newest = max(versions, default=None)
+        allocations = [a for a in wanted
+                       if newest is None or a.get("ClientStatus") not in _TERMINAL
+                       or not isinstance(a.get("JobVersion"), int) or a["JobVersion"] >= newest]
     return sum(int((state or {}).get("Restarts") or 0)
                for alloc in allocations for state in (alloc.get("TaskStates") or {}).values())
+
+
+def presence_warning(status: Any) -> str | None:
+    """The warning for a job of `status` (a `_cluster.JobStatus`) that should be running and
+    is not: not registered, registered without this deployment's mark, or stopped. None
+    for the setup job (one-shot: absent or finished is normal) and for a job that is fine."""
+    if status.role == "setup":  # Role is a str enum: Role.setup == "setup"
+        return None
+    if not status.exists:
+        return f"{status.job_id}: not registered (run `matomo-nomad run`)"
+    if not status.owned:
+        return (f"{status.job_id}: exists without this deployment's mark "
+                "(`matomo-nomad run --adopt` once you know whose it is)")
+    if status.stopped:
+        return f"{status.job_id}: stopped (run `matomo-nomad run` to start it again)"
+    return None
+
+
+def job_health(status: Any) -> Health | None:
+    """`status.health` with `presence_warning` first among its warnings. A job that is
+    absent or not ours has no health of its own: it gets one holding only the warning
+    (counts zero, `desired` None: unknown); the setup job then stays None."""
+    warning = presence_warning(status)
+    if warning is None:
+        return status.health
+    base = status.health if status.health is not None else Health()
+    return replace(base, warnings=[warning, *base.warnings])
 
 
 def service_health(job: dict[str, Any], allocations: list[dict[str, Any]], label: str) -> Health:
@@ -177,7 +229,9 @@ def archiver_health(job: dict[str, Any], children: list[tuple[str, str, list[dic
         notes.append(GC_NOTE)
     return Health(
         running=sum(1 for item in launches if item.outcome == "running"),
-        restarts=sum(restarts(allocs) for _c, _s, allocs in children),
+        # Each launch is a job of its own, never updated: every allocation of the launches
+        # Nomad still lists (a failed one that was rescheduled too), none older than its GC.
+        restarts=sum(restarts(allocs, current_only=False) for _c, _s, allocs in children),
         launches=launches,
         next_launch=_iso(next_launch(job, now, gap)),
         last_success=_iso(last_success),
@@ -195,9 +249,12 @@ def text_lines(health: Health, periodic: bool) -> list[str]:
     """The indented lines under a job's status line."""
     lines = []
     if health.desired is not None:
-        lines.append(f"  running {health.running}/{health.desired}, restarts {health.restarts}")
+        lines.append(f"  running {health.running}/{health.desired}, "
+                     f"restarts of the running allocations: {health.restarts}")
+    elif periodic:
+        lines.append(f"  restarts in the launches listed: {health.restarts}")
     else:
-        lines.append(f"  restarts {health.restarts}")
+        lines.append(f"  restarts of the current allocations: {health.restarts}")
     for launch in health.launches:
         text = f"  launch {launch.job_id}: {launch.outcome}"
         if launch.started_at:

@@ -28,6 +28,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from ._cli_common import EXIT_USAGE
 from ._errors import MatomoNomadError
 from ._queue_keys import QUEUE_KEY, lock_key, queue_key
 
@@ -44,6 +45,13 @@ class RedisCheckError(MatomoNomadError):
     """The queue's Redis could not be read: no password, unreachable, refused, no master."""
 
     exit_code = EXIT_UNREACHABLE
+
+
+class RedisPackageMissingError(MatomoNomadError):
+    """The `redis` package (the `redis` extra) is not installed: an install problem, not a
+    Redis outage, so the usage code (64), never 31, which cron monitoring reads as "Redis down"."""
+
+    exit_code = EXIT_USAGE
 
 
 def request_time(item: bytes | None) -> float | None:
@@ -447,12 +455,14 @@ def write_text(report: Report, out: IO[str]) -> None:
 
 
 def run(args: Any, deployment: Any, stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout) -> int:
-    """The `status --redis` command: print the report; 0 healthy, 30 warnings, 31 Redis unreadable."""
+    """The `status --redis` command: print the report; 0 healthy, 30 warnings, 31 Redis unreadable,
+    64 the redis package is not installed."""
     try:
         import redis  # noqa: F401
     except ImportError:
-        raise RedisCheckError(
-            "status --redis needs the redis package: pip install 'matomo-nomad[redis]' (or pip install 'redis>=5,<6')"
+        raise RedisPackageMissingError(
+            "status --redis needs the redis Python package, which is not installed: "
+            "pip install 'matomo-nomad[redis]'"
         ) from None
     password = read_password(args.redis_password_stdin, stdin)
     interval = args.interval
@@ -482,7 +492,8 @@ def add_flags(parser: Any) -> None:
     group.add_argument("--redis", action="store_true",
                        help="read the QueuedTracking queue from its Redis (backlog, oldest request, locks, memory); "
                        f"password from {PASSWORD_VARIABLE}; exit 0 healthy, {EXIT_WARNINGS} warnings, "
-                       f"{EXIT_UNREACHABLE} Redis unreadable")
+                       f"{EXIT_UNREACHABLE} Redis unreadable, {EXIT_USAGE} the redis package not installed "
+                       "(pip install 'matomo-nomad[redis]'); not with --health/--check (Nomad only)")
     group.add_argument("--redis-password-stdin", action="store_true",
                        help="read the Redis password from the first line of stdin")
     group.add_argument("--interval", type=_non_negative_seconds, metavar="SECONDS",

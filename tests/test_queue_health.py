@@ -381,6 +381,34 @@ def test_help_names_the_exit_codes(capsys):
         main(["status", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--redis" in text and "30 warnings" in text and "31 Redis unreadable" in text
+    assert "64 the redis package not installed" in text
+    # the description names the three modes, and --timeout its other default with --redis
+    description = text[text.index("[file]") + len("[file]"):text.index("positional arguments")]
+    assert all(flag in description for flag in ("--health", "--check", "--redis"))
+    assert "(default 10; blocking queries add their wait; with --redis: default 5," in text
+
+
+def test_a_missing_redis_package_is_a_usage_error_not_an_outage(tmp_path, monkeypatch, capsys):
+    """An install problem must not page cron monitoring as "Redis down" (31)."""
+    monkeypatch.setitem(sys.modules, "redis", None)  # `import redis` raises ImportError
+    path = deployment_file(tmp_path, '[redis]\nhost = "127.0.0.1"\nport = 1\n')
+    assert main(["status", str(path), "--redis", "--interval", "0"]) == 64
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ("status --redis needs the redis Python package, which is not installed: "
+                            "pip install 'matomo-nomad[redis]'\n")
+
+
+@pytest.mark.parametrize("flags", [["--check"], ["--health"], ["--health", "--check"]])
+@pytest.mark.parametrize("redis_flag", ["--redis", "--redis-password-stdin"])
+def test_nomad_only_flags_are_refused_with_redis(tmp_path, capsys, flags, redis_flag):
+    """--check/--health read the Nomad jobs: with --redis they would be silently ignored."""
+    path = deployment_file(tmp_path, '[redis]\nhost = "127.0.0.1"\nport = 1\n')
+    assert main(["status", str(path), redis_flag, *flags, "--interval", "0"]) == 64
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(f"matomo-nomad status: {' and '.join(flags)} read")
+    assert "not apply with --redis" in captured.err
 
 
 def test_old_partial_batch_points_at_the_plugin_version(tmp_path, server, redis_db):

@@ -6,7 +6,10 @@ matomo_nomad/_nomad_health.py), against the fake Nomad.
   the next launch, computed from the registered job's cron as the nomad CLI does.
 * "No successful archive for twice the schedule's longest gap" as a warning; a note, not a
   warning, when Nomad's garbage collection (about 4 h) could have removed the evidence.
-* Allocations running against desired, restarts per role.
+* Allocations running against desired, restarts per role (of the current allocations only:
+  an earlier version's stopped allocations do not count).
+* A long-running job or the archiver not registered, without this deployment's mark, or
+  stopped is a warning (the one-shot setup job is exempt).
 * Exit codes: 0 by default whatever the warnings; `--check` exits 30 on warnings. The JSON
   output keeps its keys and adds `health`.
 """
@@ -21,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from matomo_nomad._nomad_health import GC_NOTE, archiver_health, launch_of, next_launch, parse_go_time
+from matomo_nomad._nomad_health import GC_NOTE, archiver_health, launch_of, next_launch, parse_go_time, restarts
 from tests.fakenomad import FakeNomad
-from tests.test_cluster import connect, deployment, seed_secrets
+from tests.test_cluster import connect, deployment, foreign_job, register_directly, seed_secrets
 from tests.test_cluster_cli import Cli, cli, deploy_file  # noqa: F401 (fixtures)
 
 pytest_plugins = ("tests.fakenomad.fixtures",)
@@ -163,6 +166,39 @@ def test_allocations_running_against_desired_and_restarts_per_role(fake: FakeNom
     assert health.warnings == ["queue-processor: 2 of 3 allocations running"]
 
 
+def test_restarts_of_an_earlier_versions_allocations_are_not_counted(fake: FakeNomad) -> None:
+    deployed(fake)
+    assert fake.restart_tasks(PROCESSOR, 4) == 1
+    assert health_of(fake, PROCESSOR).restarts == 4
+    # A new version replaces the allocation (create/destroy): Nomad still lists the old
+    # one, stopped, with its 4 restarts, until it garbage-collects it.
+    assert connect(fake).run(deployment(roles={"queue_processor": {"memory": 640}})).ok
+    listed = fake.allocations(PROCESSOR)
+    assert any(a["DesiredStatus"] == "stop" and a["TaskStates"] and
+               sum(t["Restarts"] for t in a["TaskStates"].values()) == 4 for a in listed)
+    health = next(s for s in connect(fake).status(deployment(roles={"queue_processor": {"memory": 640}}))
+                  if s.job_id == PROCESSOR).health
+    assert health is not None and (health.running, health.desired, health.restarts) == (1, 1, 0)
+
+
+def test_restarts_count_the_current_allocations_only() -> None:
+    def alloc(desired: str, client: str, version: int, count: int) -> dict[str, Any]:
+        return {"DesiredStatus": desired, "ClientStatus": client, "JobVersion": version,
+                "TaskStates": {"task": {"Restarts": count}}}
+
+    service = [alloc("stop", "complete", 0, 5),  # replaced by version 1
+               alloc("run", "running", 0, 1),  # a rollout's old allocation, still running
+               alloc("run", "running", 1, 2),
+               alloc("run", "failed", 1, 3),  # current version, failed, not replaced
+               alloc("evict", "complete", 1, 7)]
+    assert restarts(service) == 6
+    assert restarts(service, current_only=False) == 18
+    # A batch job (setup): Nomad leaves the finished allocations of earlier versions at "run".
+    batch = [alloc("run", "complete", 0, 2), alloc("run", "failed", 0, 1), alloc("run", "complete", 1, 1)]
+    assert restarts(batch) == 1
+    assert restarts([{"DesiredStatus": "run", "TaskStates": {"a": {"Restarts": 2}, "b": None}}]) == 2
+
+
 # --- the command line -----------------------------------------------------------------------------
 
 
@@ -176,11 +212,12 @@ def test_text_output_and_exit_codes(fake: FakeNomad, cli: Cli, deploy_file: Call
     assert (code, err) == (0, "")
     lines = out.splitlines()
     section = lines[lines.index("health (from the Nomad API):") + 1:]
-    assert section[:2] == [f"{ADMIN}:", "  running 1/1, restarts 0"]
+    assert section[:2] == [f"{ADMIN}:", "  running 1/1, restarts of the running allocations: 0"]
     archiver = section[section.index(f"{ARCHIVER}:") + 1:section.index(f"{SETUP}:")]
-    assert archiver[0] == "  restarts 0"
+    assert archiver[0] == "  restarts in the launches listed: 0"
     assert archiver[1].startswith("  next launch: 20")
     assert archiver[2] == f"  note: {GC_NOTE}"
+    assert section[section.index(f"{SETUP}:") + 1] == "  restarts of the current allocations: 0"
     assert section[-1] == "0 warnings"
     assert cli("status", file, "--check", **env)[0] == 0
 
@@ -216,10 +253,121 @@ def test_json_output_keeps_its_keys_and_adds_health(fake: FakeNomad, cli: Cli,
     assert cli("status", file, "--output", "json", "--check", NOMAD_ADDR=fake.address)[0] == 30
 
 
-def test_a_job_not_registered_or_not_ours_has_no_health(fake: FakeNomad, cli: Cli,
-                                                        deploy_file: Callable[..., str]) -> None:
-    code, out, _ = cli("status", deploy_file(), "--check", "--output", "json", NOMAD_ADDR=fake.address)
-    assert code == 0 and all(r["health"] is None for r in json.loads(out))
+def test_nothing_registered_warns_for_every_job_but_setup(fake: FakeNomad, cli: Cli,
+                                                         deploy_file: Callable[..., str]) -> None:
+    file = deploy_file()
+    code, out, _ = cli("status", file, "--check", "--output", "json", NOMAD_ADDR=fake.address)
+    assert code == 30
+    rows = {r["job_id"]: r for r in json.loads(out)}
+    assert rows[SETUP]["health"] is None  # one-shot: absent is normal
+    for job_id in (ADMIN, INGESTION, PROCESSOR, ARCHIVER):
+        health = rows[job_id]["health"]
+        assert health["warnings"] == [f"{job_id}: not registered (run `matomo-nomad run`)"]
+        assert (health["running"], health["desired"], health["restarts"], health["launches"]) == (0, None, 0, [])
+    code, out, _ = cli("status", file, "--check", NOMAD_ADDR=fake.address)
+    assert code == 30
+    lines = out.splitlines()
+    section = lines[lines.index("health (from the Nomad API):") + 1:]
+    assert section == [line for job_id in (ADMIN, INGESTION, PROCESSOR, ARCHIVER)
+                       for line in (f"{job_id}:", f"  WARNING: {job_id}: not registered (run `matomo-nomad run`)")
+                       ] + ["4 warnings"]
+    # --health shows the same, and keeps exit 0; so does the plain status
+    code, health_out, _ = cli("status", file, "--health", NOMAD_ADDR=fake.address)
+    assert (code, health_out) == (0, out)
+    assert cli("status", file, NOMAD_ADDR=fake.address)[0] == 0
+    assert cli("status", file, "--output", "json", NOMAD_ADDR=fake.address)[0] == 0
+
+
+def test_an_absent_queue_processor_fails_the_check(fake: FakeNomad, cli: Cli,
+                                                   deploy_file: Callable[..., str]) -> None:
+    deployed(fake)
+    assert connect(fake).client.delete("job", PROCESSOR, params={"purge": "true"}) is not None
+    assert fake.job(PROCESSOR) is None
+    code, out, _ = cli("status", deploy_file(), "--check", NOMAD_ADDR=fake.address)
+    assert code == 30
+    lines = out.splitlines()
+    expected = f"  WARNING: {PROCESSOR}: not registered (run `matomo-nomad run`)"
+    assert lines[lines.index(f"{PROCESSOR}:", lines.index("health (from the Nomad API):")) + 1] == expected
+    assert [line for line in lines if "WARNING" in line] == [expected] and lines[-1] == "1 warning"
+
+
+def test_a_queue_processor_without_our_mark_fails_the_check(fake: FakeNomad, cli: Cli,
+                                                            deploy_file: Callable[..., str]) -> None:
+    deployed(fake)
+    register_directly(fake, foreign_job(PROCESSOR))  # another team took the id over
+    fake.clear_requests()
+    file = deploy_file()
+    code, out, _ = cli("status", file, "--check", NOMAD_ADDR=fake.address)
+    expected = (f"  WARNING: {PROCESSOR}: exists without this deployment's mark "
+                "(`matomo-nomad run --adopt` once you know whose it is)")
+    assert code == 30
+    assert [line for line in out.splitlines() if "WARNING" in line] == [expected]
+    assert out.splitlines()[-1] == "1 warning"
+    code, out, _ = cli("status", file, "--check", "--output", "json", NOMAD_ADDR=fake.address)
+    processor = next(r for r in json.loads(out) if r["job_id"] == PROCESSOR)
+    assert code == 30 and (processor["owned"], processor["health"]["warnings"]) == (False, [expected[11:]])
+    # nothing more is read about a job that is not ours
+    assert fake.requests_to(rf"^/v1/job/{PROCESSOR}/allocations$") == []
+
+
+def test_a_stopped_queue_processor_fails_the_check(fake: FakeNomad, cli: Cli,
+                                                   deploy_file: Callable[..., str]) -> None:
+    deployed(fake)
+    connect(fake).client.delete("job", PROCESSOR)  # `nomad job stop`: still registered, Stop set
+    assert fake.job(PROCESSOR)["Stop"]
+    file = deploy_file()
+    code, out, _ = cli("status", file, "--check", NOMAD_ADDR=fake.address)
+    assert code == 30
+    lines = out.splitlines()
+    block = lines[lines.index(f"{PROCESSOR}:", lines.index("health (from the Nomad API):")) + 1:]
+    assert block[0] == "  running 0/0, restarts of the running allocations: 0"
+    assert block[1] == f"  WARNING: {PROCESSOR}: stopped (run `matomo-nomad run` to start it again)"
+    assert lines[-1] == "1 warning"
+    code, out, _ = cli("status", file, "--output", "json", NOMAD_ADDR=fake.address)
+    processor = next(r for r in json.loads(out) if r["job_id"] == PROCESSOR)
+    assert code == 0 and processor["stopped"] and processor["health"]["warnings"] == [block[1][11:]]
+
+
+def test_a_stopped_archiver_fails_the_check(fake: FakeNomad, cli: Cli, deploy_file: Callable[..., str]) -> None:
+    deployed(fake)
+    connect(fake).client.delete("job", ARCHIVER)
+    code, out, _ = cli("status", deploy_file(), "--check", NOMAD_ADDR=fake.address)
+    assert code == 30
+    assert [line for line in out.splitlines() if "WARNING" in line] == [
+        f"  WARNING: {ARCHIVER}: stopped (run `matomo-nomad run` to start it again)"]
+    assert "  next launch: none (paused or stopped)" in out.splitlines()
+
+
+def test_all_present_and_healthy_passes_and_an_absent_setup_does_not_warn(fake: FakeNomad, cli: Cli,
+                                                                         deploy_file: Callable[..., str]) -> None:
+    deployed(fake)
+    file = deploy_file()
+    code, out, _ = cli("status", file, "--check", NOMAD_ADDR=fake.address)
+    assert (code, out.splitlines()[-1]) == (0, "0 warnings")
+    # the setup job is one-shot: gone (purged, or garbage-collected) is no warning
+    connect(fake).client.delete("job", SETUP, params={"purge": "true"})
+    assert fake.job(SETUP) is None
+    code, out, _ = cli("status", file, "--check", NOMAD_ADDR=fake.address)
+    assert (code, out.splitlines()[-1]) == (0, "0 warnings")
+    assert f"{SETUP}: not registered" in out.splitlines()  # the status line above still says so
+    code, out, _ = cli("status", file, "--check", "--output", "json", NOMAD_ADDR=fake.address)
+    assert code == 0 and next(r for r in json.loads(out) if r["job_id"] == SETUP)["health"] is None
+    # and a stopped setup job neither
+    deployed(fake)
+    connect(fake).client.delete("job", SETUP)
+    assert cli("status", file, "--check", NOMAD_ADDR=fake.address)[0] == 0
+
+
+def test_the_monitoring_job_counts_when_the_deployment_has_one(fake: FakeNomad, cli: Cli,
+                                                               deploy_file: Callable[..., str]) -> None:
+    exporter = {"monitoring": {"exporter": {}}}
+    deployed(fake)  # the four roles and setup, no monitoring job
+    code, out, _ = cli("status", deploy_file(), "--check", NOMAD_ADDR=fake.address)
+    assert code == 0 and "matomo-monitoring" not in out
+    code, out, _ = cli("status", deploy_file(**exporter), "--check", NOMAD_ADDR=fake.address)
+    assert code == 30
+    assert [line for line in out.splitlines() if "WARNING" in line] == [
+        "  WARNING: matomo-monitoring: not registered (run `matomo-nomad run`)"]
 
 
 # --- the pieces ---------------------------------------------------------------------------------
