@@ -237,6 +237,10 @@ def _status(args: argparse.Namespace) -> int:
         from ._queue_health import run as queue_status
 
         return queue_status(args, load(args.file))
+    if args.interval is not None:
+        sys.stderr.write("matomo-nomad status: --interval sets the time between --redis's two samples and does "
+                         "not apply without --redis (add --redis, or leave --interval out)\n")
+        return EXIT_USAGE
     cluster, deployment = _cluster_and_deployment(args)
     statuses = cluster.status(deployment)
     from ._nomad_health import job_health, text_lines

@@ -411,6 +411,16 @@ def test_nomad_only_flags_are_refused_with_redis(tmp_path, capsys, flags, redis_
     assert "not apply with --redis" in captured.err
 
 
+def test_interval_without_redis_is_refused(tmp_path, capsys):
+    """--interval only spaces --redis's samples: without --redis it would be silently ignored."""
+    path = deployment_file(tmp_path, '[redis]\nhost = "127.0.0.1"\nport = 1\n')
+    assert main(["status", str(path), "--interval", "5"]) == 64
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        "matomo-nomad status: --interval sets the time between --redis's two samples and does not apply "
+        "without --redis (add --redis, or leave --interval out)\n")
+
+
 def test_old_partial_batch_points_at_the_plugin_version(tmp_path, server, redis_db):
     redis_db.rpush(queue_key(1), gz(request_set(time.time() - 3600)))
     code, out, _ = status(tmp_path, deployment_file(tmp_path, plain(server)), "--interval", "0", "--output", "json")
