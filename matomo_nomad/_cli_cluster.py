@@ -47,12 +47,8 @@ def add_commands(commands: Any) -> None:
         description = STATUS_DESCRIPTION if name == "status" else help_text
         parser = commands.add_parser(name, help=help_text, description=description)
         parser.add_argument("file", nargs="?", type=Path, help="deployment file; default: the built-in example")
-        connection_flags(parser)
-        if name == "status":
-            # `status --redis` waits 5 s by default (_queue_health.run), not the Nomad client's 10.
-            timeout = next(a for a in parser._actions if a.dest == "timeout")
-            timeout.help = ("give up on an answer after this long (default 10; blocking queries add their wait; "
-                            "with --redis: default 5, per Redis connection and command)")
+        # `status --redis` waits 5 s by default (_queue_health.run), not the Nomad client's 10.
+        connection_flags(parser, "with --redis: default 5, per Redis connection and command" if name == "status" else "")
         if name in ("plan", "status"):
             parser.add_argument("--output", choices=("text", "json"), default="text", help="json for CI")
         if name == "status":

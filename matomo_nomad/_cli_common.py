@@ -101,7 +101,9 @@ CONNECTION_FLAGS: dict[str, str] = {
 }
 
 
-def connection_flags(parser: argparse.ArgumentParser) -> None:
+def connection_flags(parser: argparse.ArgumentParser, timeout_also: str = "") -> None:
+    """The nomad CLI's connection flags. `timeout_also`: what else --timeout sets on this
+    command (status: the Redis client's, whose default differs)."""
     group = parser.add_argument_group("connection (default: the NOMAD_* environment variables)")
     group.add_argument("--address", help="NOMAD_ADDR")
     group.add_argument("--token", help="NOMAD_TOKEN (prefer the variable: flags show in process lists)")
@@ -114,7 +116,8 @@ def connection_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tls-server-name", help="NOMAD_TLS_SERVER_NAME")
     group.add_argument("--tls-skip-verify", action="store_true", default=None, help="NOMAD_SKIP_VERIFY (insecure)")
     group.add_argument("--timeout", type=_seconds, metavar="SECONDS",
-                       help="give up on an answer after this long (default 10; blocking queries add their wait)")
+                       help="give up on an answer after this long (default 10; blocking queries add their wait"
+                       + (f"; {timeout_also}" if timeout_also else "") + ")")
 
 
 def _seconds(text: str) -> float:

@@ -398,13 +398,11 @@ class Cluster:
                 ]
                 return RunResult(plan, runs + skipped)
 
-        def one(job_plan: JobPlan) -> JobRun:
-            try:
-                return self._run_job(target, rendered[job_plan.role], job_plan, detach, adopt, on_progress, watch_timeout)
-            except ClusterError as error:
-                return JobRun(job_plan.role, job_plan.job_id, "failed", failure=str(error), error=error)
-
-        return RunResult(plan, runs + _concurrently(one, plan.jobs))
+        return RunResult(plan, runs + _concurrently(
+            lambda job_plan: self._register(target, rendered[job_plan.role], job_plan, detach, adopt, on_progress,
+                                            watch_timeout),
+            plan.jobs,
+        ))
 
     def _run_setup(
         self,
@@ -498,6 +496,15 @@ class Cluster:
             )
         variables = _secrets.NomadVariables(self.client, deployment.namespace)
         _secrets.require(_secrets.check(deployment, variables, vault))
+
+    def _register(self, deployment: Deployment, rendered: RenderedRole, job_plan: JobPlan, detach: bool, adopt: bool,
+                  on_progress: Callable[[DeploymentProgress], None] | None, watch_timeout: float) -> JobRun:
+        """`_run_job`, with a cluster error reported as this job's failure: one job failing
+        does not stop the others."""
+        try:
+            return self._run_job(deployment, rendered, job_plan, detach, adopt, on_progress, watch_timeout)
+        except ClusterError as error:
+            return JobRun(job_plan.role, job_plan.job_id, "failed", failure=str(error), error=error)
 
     def _run_job(
         self,

@@ -28,11 +28,8 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
-from ._cli_common import EXIT_USAGE
 from ._errors import MatomoNomadError
 from ._queue_keys import QUEUE_KEY, lock_key, queue_key
-
-__all__ = ["lock_key", "queue_key", "check", "run"]
 
 PASSWORD_VARIABLE = "MATOMO_REDIS_PASSWORD"
 
@@ -51,7 +48,7 @@ class RedisPackageMissingError(MatomoNomadError):
     """The `redis` package (the `redis` extra) is not installed: an install problem, not a
     Redis outage, so the usage code (64), never 31, which cron monitoring reads as "Redis down"."""
 
-    exit_code = EXIT_USAGE
+    exit_code = 64  # _cli_common.EXIT_USAGE; a module of the status stage does not import the CLI
 
 
 def request_time(item: bytes | None) -> float | None:
@@ -492,7 +489,7 @@ def add_flags(parser: Any) -> None:
     group.add_argument("--redis", action="store_true",
                        help="read the QueuedTracking queue from its Redis (backlog, oldest request, locks, memory); "
                        f"password from {PASSWORD_VARIABLE}; exit 0 healthy, {EXIT_WARNINGS} warnings, "
-                       f"{EXIT_UNREACHABLE} Redis unreadable, {EXIT_USAGE} the redis package not installed "
+                       f"{EXIT_UNREACHABLE} Redis unreadable, {RedisPackageMissingError.exit_code} the redis package not installed "
                        "(pip install 'matomo-nomad[redis]'); not with --health/--check (Nomad only)")
     group.add_argument("--redis-password-stdin", action="store_true",
                        help="read the Redis password from the first line of stdin")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._exporter import LISTEN_PORT, PASSWORD_VARIABLE, exporter_args
 from ._global_ini import KEY_ORDER
@@ -216,6 +217,8 @@ def _role_job(d: Deployment, role: Role) -> RoleJob:
     command, args = _command(d, role)
     registration = _service(d, role) if role in (Role.admin, Role.ingestion) else None
     console = role in CONSOLE_ROLES
+    # The role's own env, plain or secret, wins over what setup.php would get.
+    plain_env, secret_env = _split_env({**(_install_env(d) if role is Role.setup else {}), **spec.env})
     return RoleJob(
         role=role,
         job_id=job_id,
@@ -235,13 +238,8 @@ def _role_job(d: Deployment, role: Role) -> RoleJob:
         image=d.matomo.image,
         command=command,
         args=args,
-        # A secret's value never enters the job: it comes from a template with env = true.
-        env={
-            name: value
-            for name, value in {**(_install_env(d) if role is Role.setup else {}), **spec.env}.items()
-            if not isinstance(value, SecretRef)
-        },
-        secret_env={name: value.key for name, value in spec.env.items() if isinstance(value, SecretRef)},
+        env=plain_env,
+        secret_env=secret_env,
         cpu=spec.cpu,
         memory=spec.memory,
         memory_max=spec.memory_max,
@@ -271,7 +269,7 @@ def _monitoring_job(d: Deployment, spec: ExporterJob) -> RoleJob:
     """redis_exporter, reading the queue's Redis with the flags `_exporter` derives.
     One allocation: two would export every series twice."""
     job_id = d.job_id(Role.monitoring)
-    secret_env = {name: value.key for name, value in spec.env.items() if isinstance(value, SecretRef)}
+    plain_env, secret_env = _split_env(spec.env)
     if d.redis.password:
         secret_env[PASSWORD_VARIABLE] = d.secrets.redis_password_key
     return RoleJob(
@@ -292,7 +290,7 @@ def _monitoring_job(d: Deployment, spec: ExporterJob) -> RoleJob:
         # Dockerfile), so the arguments are its flags.
         command=None,
         args=exporter_args(d),
-        env={name: value for name, value in spec.env.items() if not isinstance(value, SecretRef)},
+        env=plain_env,
         secret_env=secret_env,
         cpu=spec.cpu,
         memory=spec.memory,
@@ -311,6 +309,14 @@ def _monitoring_job(d: Deployment, spec: ExporterJob) -> RoleJob:
         reschedule=True,
         secrets=_secret_source(d, job_id),
     )
+
+
+def _split_env(env: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """A job's `env` (text or `{ secret = ... }`, EnvValue) as (plain variables, secret
+    variables: name -> secret key). A secret's value never enters the job: it comes from
+    a template with env = true (`_envfile`)."""
+    plain = {name: value for name, value in env.items() if not isinstance(value, SecretRef)}
+    return plain, {name: value.key for name, value in env.items() if isinstance(value, SecretRef)}
 
 
 def _install_env(d: Deployment) -> dict[str, str]:

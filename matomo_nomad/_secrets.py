@@ -237,7 +237,12 @@ def init(deployment: Deployment, variables: NomadVariables, given: InitPlan) -> 
     salt_key = deployment.secrets.salt_key
     paths = [loc.path for loc in locations]
     current = dict(zip(paths, _side_by_side(variables.read, paths)))
-    salts = {items[salt_key] for items, _ in filter(None, current.values()) if salt_key in items}
+    # Each key's values across the paths that hold it.
+    stored: dict[str, set[str]] = {}
+    for items, _ in filter(None, current.values()):
+        for key, value in items.items():
+            stored.setdefault(key, set()).add(value)
+    salts = stored.get(salt_key, set())
     if len(salts) > 1:
         raise ConflictError(
             f"the salt differs between {', '.join(sorted(current))}; Matomo needs one salt everywhere. "
@@ -250,10 +255,6 @@ def init(deployment: Deployment, variables: NomadVariables, given: InitPlan) -> 
             f"the salt given differs from the one already stored at {', '.join(sorted(current))}; "
             "it is never overwritten (remove the stored variables if they are wrong, then run again)"
         )
-    stored: dict[str, set[str]] = {}
-    for items, _ in filter(None, current.values()):
-        for key, value in items.items():
-            stored.setdefault(key, set()).add(value)
     # A value given for a key the jobs already read would land only where the key is
     # missing (nothing stored is overwritten), so the jobs would read two values.
     differing = sorted(

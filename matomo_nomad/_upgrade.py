@@ -653,16 +653,11 @@ class Choreography:
     def _register_monitoring(self) -> None:
         """The monitoring job is no step of the upgrade (it runs no Matomo): once the
         steps are done it is registered like any job, if it changed."""
-        from ._cluster import JobRun
-
         for job_plan in self.plan.jobs:
             if job_plan.role is Role.monitoring:
-                try:
-                    run = self.cluster._run_job(self.deployment, self.rendered[Role.monitoring], job_plan, False,
-                                                self.adopt, self.on_progress, self.watch_timeout)
-                except ClusterError as error:
-                    run = JobRun(job_plan.role, job_plan.job_id, "failed", failure=str(error), error=error)
-                self.runs[job_plan.job_id] = run
+                self.runs[job_plan.job_id] = self.cluster._register(
+                    self.deployment, self.rendered[Role.monitoring], job_plan, False, self.adopt, self.on_progress,
+                    self.watch_timeout)
 
     # -- step 1: pause the archiver -------------------------------------------------------
 

@@ -1167,17 +1167,7 @@ class FakeNomad:
                 return
             for alloc in self._allocs_of(namespace, job_id):
                 if alloc["DesiredStatus"] == "stop" and alloc["ClientStatus"] in ("pending", "running"):
-                    alloc_id = alloc["ID"]
-
-                    def finish(alloc_id: str = alloc_id) -> None:
-                        a = self._allocs.get(alloc_id)
-                        if a is not None and a["ClientStatus"] in ("pending", "running"):
-                            self._finish_alloc(a, killed=True)
-                            rec = self._jobs.get((a["Namespace"], a["JobID"]))
-                            if rec:
-                                self._refresh_status(rec)
-
-                    self._after(seconds, finish)
+                    self._after(seconds, lambda alloc_id=alloc["ID"]: self._finish_stop(alloc_id))
 
     def advance(self, job_id: str, steps: int = 1, namespace: str = "default") -> dict | None:
         """Run the next ``steps`` scheduler steps of the job's active rollout now."""
@@ -1572,19 +1562,18 @@ class FakeNomad:
         alloc["DesiredStatus"] = "stop"
         alloc["DesiredDescription"] = description
         self._touch_alloc(alloc)
-        alloc_id = alloc["ID"]
-
-        def finish() -> None:
-            a = self._allocs.get(alloc_id)
-            if a is not None and a["ClientStatus"] in ("pending", "running"):
-                self._finish_alloc(a, killed=True)
-                rec = self._jobs.get((a["Namespace"], a["JobID"]))
-                if rec:
-                    self._refresh_status(rec)
-
         delay = self._stop_delays.get((alloc["Namespace"], alloc["JobID"]), self.tick)
         if delay is not None:
-            self._after(delay, finish)
+            self._after(delay, lambda alloc_id=alloc["ID"]: self._finish_stop(alloc_id))
+
+    def _finish_stop(self, alloc_id: str) -> None:
+        """Client side of a stop: the allocation ends as killed, unless it ended already."""
+        a = self._allocs.get(alloc_id)
+        if a is not None and a["ClientStatus"] in ("pending", "running"):
+            self._finish_alloc(a, killed=True)
+            rec = self._jobs.get((a["Namespace"], a["JobID"]))
+            if rec:
+                self._refresh_status(rec)
 
     # ---------------------------------------------------------------- clock
 
